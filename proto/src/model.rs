@@ -1,0 +1,121 @@
+//! JSON bodies of API v1. Times are RFC 3339 strings in UTC.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::Sha256Hex;
+
+/// Most hashes one `POST /v1/assets/check` may ask about.
+pub const MAX_CHECK_BATCH: usize = 10_000;
+
+/// One stored asset: unique content, identified by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asset {
+    pub sha256: Sha256Hex,
+    /// Object key in the bucket: `<sha256>` or `<sha256>.<ext>`.
+    pub key: String,
+    pub size: u64,
+    pub content_type: String,
+    /// File name of the first upload (later sightings may differ).
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// How many (client, path) places this content has been seen at.
+    pub sighting_count: u64,
+}
+
+/// One place where a client saw an asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sighting {
+    pub client: String,
+    /// Path relative to the client's watched root.
+    pub path: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub mtime: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub seen_at: OffsetDateTime,
+}
+
+/// `GET /v1/assets/{sha256}`: the asset and every sighting of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetDetail {
+    #[serde(flatten)]
+    pub asset: Asset,
+    pub sightings: Vec<Sighting>,
+}
+
+/// `GET /v1/assets`: one page of assets, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssetPage {
+    pub items: Vec<Asset>,
+    /// Pass as `?cursor=` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/assets/check` request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub hashes: Vec<Sha256Hex>,
+}
+
+/// `POST /v1/assets/check` response: the hashes the server does not have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResponse {
+    pub missing: Vec<Sha256Hex>,
+}
+
+/// `POST /v1/assets/{sha256}/sightings`: record that a client has this
+/// (already stored) content at another place, without sending the bytes.
+/// The client id comes from the `x-asset-client` header. 404 `not_found`
+/// when the server does not have the content (upload it instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSighting {
+    /// Path relative to the client's watched root, `/` separated.
+    pub path: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub mtime: Option<OffsetDateTime>,
+}
+
+/// Response of `PUT /v1/assets/{sha256}` and `POST /v1/assets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadResponse {
+    /// `true` when these bytes were stored now, `false` when already present.
+    pub created: bool,
+    pub asset: Asset,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_flattens_asset() {
+        let t = OffsetDateTime::UNIX_EPOCH;
+        let asset = Asset {
+            sha256: Sha256Hex::from_digest([1; 32]),
+            key: format!("{}.txt", "01".repeat(32)),
+            size: 3,
+            content_type: "text/plain".into(),
+            name: "a.txt".into(),
+            first_seen: t,
+            last_seen: t,
+            sighting_count: 1,
+        };
+        let d = AssetDetail {
+            asset,
+            sightings: vec![],
+        };
+        let v: serde_json::Value = serde_json::to_value(&d).expect("to json");
+        assert_eq!(v["size"], 3);
+        assert_eq!(v["first_seen"], "1970-01-01T00:00:00Z");
+        let back: AssetDetail = serde_json::from_value(v).expect("from json");
+        assert_eq!(back, d);
+    }
+}
