@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh Debian 12 machine.
+# Installs what the tests need when it is missing (Debian packages, the
+# Garage S3 server into ~/.cache/asset-catalog, cargo tools), then runs:
+#   1. cargo fmt --check and cargo clippy -D warnings
+#   2. every Rust test (unit, conformance over memory/file/Garage S3, spawned binaries, watcher e2e)
+#   3. the Debian package build + lintian, and its end-to-end test in a real systemd (nspawn)
+#
+#   scripts/test.sh              # everything
+#   scripts/test.sh --no-package # skip step 3 (no root / no systemd-nspawn needed)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+package=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-package) package=0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "test.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+start=$(date +%s)
+
+step "tools"
+command -v cargo >/dev/null || { echo "cargo is required: install Rust from https://rustup.rs" >&2; exit 1; }
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+GARAGE_BIN=$(scripts/install-garage.sh)
+export GARAGE_BIN
+echo "garage: $GARAGE_BIN"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo tests"
+# Build every binary first: the watcher's e2e tests spawn the real server binary.
+cargo build --workspace --bins --locked
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doctests
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+if [ "$package" = 1 ]; then
+  step "Debian package (build + lintian)"
+  packaging/build-deb.sh
+  step "package end-to-end test in a real systemd"
+  packaging/e2e-systemd.sh
+fi
+
+printf '\nall tests passed in %ss\n' "$(( $(date +%s) - start ))"
