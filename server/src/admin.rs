@@ -1,0 +1,241 @@
+//! Offline operations: `reindex` rebuilds the index from the bucket alone
+//! (content objects plus their `meta/<sha256>.json` sidecars; content without
+//! a sidecar is indexed from its key, size and modification time), and
+//! `export-index` writes every asset as one JSON document.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use asset_catalog_proto::{AssetDetail, Sha256Hex};
+use futures_util::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
+use time::OffsetDateTime;
+
+use crate::Config;
+use crate::index::{self, Index, IndexError, NewAsset, RebuildRecord, SightingRecord};
+use crate::storage::keys::{self, KeyKind};
+use crate::storage::{Sidecar, Storage, StorageError};
+
+/// Sidecars fetched concurrently during `reindex`.
+const SIDECAR_FETCHES: usize = 16;
+
+/// Why an admin command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("cannot move the unreadable index {} aside: {source}", path.display())]
+    MoveAside {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing {target}: {source}")]
+    Write {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the rebuild was interrupted; the index is unchanged")]
+    Interrupted,
+}
+
+/// What `reindex` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReindexReport {
+    /// Assets now in the index.
+    pub assets: u64,
+    /// Of those, described by a sidecar.
+    pub from_sidecar: u64,
+    /// Hashes stored under more than one key (the extra copies are left alone).
+    pub duplicates: u64,
+    /// Keys this server did not write (ignored).
+    pub foreign: u64,
+    /// Where an unreadable index was moved, if it was.
+    pub moved_aside: Option<PathBuf>,
+}
+
+/// `asset-catalog-server reindex`.
+pub async fn reindex(config: &Config) -> Result<ReindexReport, AdminError> {
+    let storage = Storage::open(config)?;
+    storage.probe().await?;
+    let (index, moved_aside) = open_or_move_aside(&config.index_path()).await?;
+    let mut report = reindex_with(&storage, &index).await?;
+    report.moved_aside = moved_aside;
+    Ok(report)
+}
+
+async fn open_or_move_aside(path: &Path) -> Result<(Index, Option<PathBuf>), AdminError> {
+    match Index::open(path).await {
+        Ok(index) => Ok((index, None)),
+        Err(IndexError::Corrupt { .. }) => {
+            let stamp = OffsetDateTime::now_utc().unix_timestamp();
+            let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
+            for suffix in ["", "-wal", "-shm"] {
+                let from = PathBuf::from(format!("{}{suffix}", path.display()));
+                let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                match std::fs::rename(&from, &to) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(AdminError::MoveAside { path: from, source }),
+                }
+            }
+            tracing::warn!(aside = %aside.display(), "moved the unreadable index aside");
+            Ok((Index::open(path).await?, Some(aside)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Rebuild `index` from `storage` in one transaction.
+pub async fn reindex_with(storage: &Storage, index: &Index) -> Result<ReindexReport, AdminError> {
+    let mut report = ReindexReport::default();
+    let mut objects: BTreeMap<Sha256Hex, Vec<ObjectMeta>> = BTreeMap::new();
+    let mut listing = storage.list();
+    while let Some(meta) = listing.try_next().await? {
+        match keys::classify(meta.location.as_ref()) {
+            KeyKind::Data(sha) => objects.entry(sha).or_default().push(meta),
+            KeyKind::Sidecar(_) => {}
+            KeyKind::Foreign => report.foreign += 1,
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let producer = async {
+        let mut records = futures_util::stream::iter(objects)
+            .map(|(sha, metas)| async move {
+                let sidecar = storage.get_sidecar(&sha).await;
+                (sha, metas, sidecar)
+            })
+            .buffered(SIDECAR_FETCHES);
+        while let Some((sha, mut metas, sidecar)) = records.next().await {
+            metas.sort_by_key(|m| m.last_modified);
+            if metas.len() > 1 {
+                report.duplicates += 1;
+                let found: Vec<String> = metas.iter().map(|m| m.location.to_string()).collect();
+                tracing::warn!(asset.sha256 = %sha, keys = ?found, "content stored under several keys; indexing one");
+            }
+            let record = record_for(&sha, &metas, sidecar?);
+            report.from_sidecar += u64::from(record.sighting.is_some());
+            if tx.send(Some(record)).await.is_err() {
+                return Err(AdminError::Interrupted);
+            }
+        }
+        tx.send(None).await.map_err(|_| AdminError::Interrupted)
+    };
+    let (produced, rebuilt) = tokio::join!(producer, index.rebuild(rx));
+    produced?;
+    report.assets = rebuilt?.ok_or(AdminError::Interrupted)?;
+    Ok(report)
+}
+
+fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], sidecar: Option<Sidecar>) -> RebuildRecord {
+    let usable = sidecar.filter(|s| {
+        &s.sha256 == sha
+            && metas
+                .iter()
+                .any(|m| m.location.as_ref() == s.key && m.size == s.size)
+    });
+    if let Some(s) = usable {
+        let sighting = s.first_sighting.map(|f| SightingRecord {
+            client: f.client,
+            path: f.path,
+            name: f.name,
+            mtime: f.mtime,
+            seen_at: s.first_seen,
+        });
+        let asset = NewAsset {
+            sha256: s.sha256,
+            key: s.key,
+            size: s.size,
+            content_type: s.content_type,
+            name: s.name,
+            first_seen: s.first_seen,
+        };
+        return RebuildRecord { asset, sighting };
+    }
+    let meta = &metas[0];
+    let key = meta.location.to_string();
+    let content_type = mime_guess::from_path(&key)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_string();
+    let nanos = i128::from(meta.last_modified.timestamp()) * 1_000_000_000
+        + i128::from(meta.last_modified.timestamp_subsec_nanos());
+    let first_seen =
+        OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let asset = NewAsset {
+        sha256: sha.clone(),
+        name: key.clone(),
+        key,
+        size: meta.size,
+        content_type,
+        first_seen,
+    };
+    RebuildRecord {
+        asset,
+        sighting: None,
+    }
+}
+
+/// `asset-catalog-server export-index [FILE]`: `-` writes to stdout; a file
+/// is written next to its final name and renamed into place when complete.
+pub async fn export_index(config: &Config, target: &Path) -> Result<u64, AdminError> {
+    let index = Index::open(&config.index_path()).await?;
+    if target == Path::new("-") {
+        let (_, count) = export_to(&index, std::io::stdout(), "stdout").await?;
+        return Ok(count);
+    }
+    let partial = PathBuf::from(format!("{}.partial", target.display()));
+    let write_err = |source| AdminError::Write {
+        target: target.display().to_string(),
+        source,
+    };
+    let file = std::fs::File::create(&partial).map_err(write_err)?;
+    let (file, count) = export_to(&index, std::io::BufWriter::new(file), "file").await?;
+    let file = file.into_inner().map_err(|e| write_err(e.into_error()))?;
+    file.sync_all().map_err(write_err)?;
+    std::fs::rename(&partial, target).map_err(write_err)?;
+    Ok(count)
+}
+
+/// Write the export document to `out`; returns it and the asset count.
+async fn export_to<W: Write + Send + 'static>(
+    index: &Index,
+    out: W,
+    label: &'static str,
+) -> Result<(W, u64), AdminError> {
+    let generated = OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let written = index
+        .read(move |conn| {
+            let tx = conn.unchecked_transaction()?;
+            let count = index::count_assets(&tx)?;
+            let mut out = out;
+            let header = format!(
+                "{{\"format\":\"asset-catalog-index\",\"version\":1,\"generated_at\":\"{generated}\",\"asset_count\":{count},\"assets\":[\n"
+            );
+            if let Err(e) = out.write_all(header.as_bytes()) {
+                return Ok(Err(e));
+            }
+            let mut first = true;
+            let result = index::each_detail(&tx, |detail: AssetDetail| {
+                if !std::mem::take(&mut first) {
+                    out.write_all(b",\n")?;
+                }
+                serde_json::to_writer(&mut out, &detail).map_err(std::io::Error::from)
+            })?;
+            let done = result
+                .and_then(|()| out.write_all(b"\n]}\n"))
+                .and_then(|()| out.flush());
+            Ok(done.map(|()| (out, count)))
+        })
+        .await?;
+    written.map_err(|source| AdminError::Write {
+        target: label.to_string(),
+        source,
+    })
+}

@@ -1,0 +1,132 @@
+//! Command line: `asset-catalog-server [--config FILE] [COMMAND]` with
+//! `serve` (the default), `check-config`, `reindex`, `export-index [FILE]`,
+//! and the hidden `generate-docs --out DIR` that writes the man page and
+//! shell completions at package build time.
+
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::config::DEFAULT_CONFIG_PATH;
+
+const AFTER_HELP: &str = "\
+Configuration is read from /etc/asset-catalog/server.toml (built-in defaults if it is missing),
+then overridden by environment variables ASSET_CATALOG__SECTION__KEY, e.g.
+ASSET_CATALOG__SERVER__LISTEN=0.0.0.0:8000 or ASSET_CATALOG__STORAGE__URL=s3://assets.
+The S3 secret comes from storage.secret_access_key_file or the systemd credential
+named by storage.secret_access_key_credential under $CREDENTIALS_DIRECTORY.";
+
+/// Content-addressed asset catalog server.
+#[derive(Debug, Parser)]
+#[command(name = "asset-catalog-server", version, about, after_long_help = AFTER_HELP)]
+pub struct Cli {
+    /// Configuration file [default: /etc/asset-catalog/server.toml]
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (the default)
+    Serve(ServeArgs),
+    /// Validate the configuration and print every problem, one per line
+    CheckConfig,
+    /// Rebuild the metadata index from the bucket alone
+    Reindex,
+    /// Write every asset as one JSON document
+    ExportIndex {
+        /// Output file; `-` writes to stdout
+        #[arg(default_value = "assets_index.json", value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Write the man page and shell completions (used when packaging)
+    #[command(hide = true)]
+    GenerateDocs {
+        /// Directory to write into
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// Options of `serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Listen on this address instead of the configured one
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+}
+
+impl Cli {
+    /// The config file to read, if given explicitly.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config.as_deref()
+    }
+
+    /// Path shown in messages.
+    pub fn config_display(&self) -> String {
+        self.config
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_CONFIG_PATH))
+            .display()
+            .to_string()
+    }
+}
+
+/// Write `asset-catalog-server.1`, `asset-catalog-server.bash`,
+/// `_asset-catalog-server` (zsh) and `asset-catalog-server.fish` into `out`.
+pub fn generate_docs(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap_complete::Shell;
+
+    std::fs::create_dir_all(out)?;
+    let mut cmd = Cli::command();
+    let name = cmd.get_name().to_string();
+    let mut written = Vec::new();
+    let man_path = out.join(format!("{name}.1"));
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    std::fs::write(&man_path, page)?;
+    written.push(man_path);
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        written.push(clap_complete::generate_to(shell, &mut cmd, &name, out)?);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn docs_are_generated_with_expected_names() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = generate_docs(dir.path()).expect("generate");
+        let names: Vec<String> = files
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "asset-catalog-server.1",
+                "asset-catalog-server.bash",
+                "_asset-catalog-server",
+                "asset-catalog-server.fish"
+            ]
+        );
+        let man = std::fs::read_to_string(&files[0]).expect("man page");
+        assert!(man.contains("check\\-config"), "subcommands listed");
+        assert!(
+            !man.contains("generate\\-docs"),
+            "hidden command not listed"
+        );
+    }
+}

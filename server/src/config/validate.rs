@@ -1,0 +1,187 @@
+//! `Config::validate`: every problem at once, one line each, each naming the
+//! key and saying what to change. Checks local facts only (syntax, ranges,
+//! secret-file permissions), never whether storage answers, so it is safe as
+//! the unit's `ExecStartPre`.
+
+use std::net::SocketAddr;
+
+use super::{Config, MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES, StorageConfig, secret};
+
+pub(super) fn problems(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    validate_server(config, &mut out);
+    validate_storage(config, &mut out);
+    validate_log(config, &mut out);
+    out
+}
+
+fn validate_server(config: &Config, out: &mut Vec<String>) {
+    let server = &config.server;
+    if server.listen.parse::<SocketAddr>().is_err() {
+        out.push(format!(
+            "server.listen: {:?} is not a socket address; use IP:PORT, e.g. \"127.0.0.1:8000\" or \"[::]:8000\"",
+            server.listen
+        ));
+    }
+    if let Some(dir) = &server.state_dir
+        && !dir.is_absolute()
+    {
+        out.push(format!(
+            "server.state_dir: {:?} must be an absolute path",
+            dir.display()
+        ));
+    }
+    if server.max_upload_bytes == 0 {
+        out.push(
+            "server.max_upload_bytes: must be greater than 0 (default 68719476736 = 64 GiB)".into(),
+        );
+    }
+    if let Some(path) = &config.index.path
+        && !path.is_absolute()
+    {
+        out.push(format!(
+            "index.path: {:?} must be an absolute path",
+            path.display()
+        ));
+    }
+}
+
+fn validate_storage(config: &Config, out: &mut Vec<String>) {
+    let storage = &config.storage;
+    let part = storage.part_size_bytes;
+    if !(MIN_PART_SIZE_BYTES..=MAX_PART_SIZE_BYTES).contains(&part) {
+        out.push(format!(
+            "storage.part_size_bytes: {part} is outside S3's limits; use {MIN_PART_SIZE_BYTES} (5 MiB) to {MAX_PART_SIZE_BYTES} (5 GiB), default 16777216"
+        ));
+    } else if config.server.max_upload_bytes.div_ceil(part) > MAX_PARTS {
+        out.push(format!(
+            "storage.part_size_bytes: {part}-byte parts cannot carry server.max_upload_bytes = {} within S3's {MAX_PARTS}-part limit; raise part_size_bytes to at least {}",
+            config.server.max_upload_bytes,
+            config.server.max_upload_bytes.div_ceil(MAX_PARTS)
+        ));
+    }
+    let url = config.storage_url();
+    match url.split_once("://") {
+        Some(("file", path)) if path.starts_with('/') => s3_keys_unused(storage, "file", out),
+        Some(("file", _)) => out.push(format!(
+            "storage.url: {url:?} needs an absolute path, e.g. \"file:///var/lib/asset-catalog/objects\""
+        )),
+        Some(("memory", _)) => s3_keys_unused(storage, "memory", out),
+        Some(("s3", rest)) => validate_s3(config, rest, out),
+        _ => out.push(format!(
+            "storage.url: {url:?} is not supported; use \"file:///DIR\", \"s3://BUCKET\" or \"memory://\" (tests only)"
+        )),
+    }
+}
+
+fn s3_keys_unused(storage: &StorageConfig, scheme: &str, out: &mut Vec<String>) {
+    let set: Vec<&str> = [
+        ("endpoint", storage.endpoint.is_some()),
+        ("region", storage.region.is_some()),
+        ("access_key_id", storage.access_key_id.is_some()),
+        (
+            "secret_access_key_file",
+            storage.secret_access_key_file.is_some(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, present)| present.then_some(k))
+    .collect();
+    if !set.is_empty() {
+        out.push(format!(
+            "storage: {} only apply to s3:// URLs; remove them or set storage.url = \"s3://BUCKET\" (the URL is {scheme}://)",
+            set.join(", ")
+        ));
+    }
+}
+
+fn validate_s3(config: &Config, rest: &str, out: &mut Vec<String>) {
+    let storage = &config.storage;
+    let bucket = rest.split('/').next().unwrap_or_default();
+    if bucket.len() < 3
+        || bucket.len() > 63
+        || !bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        out.push(format!(
+            "storage.url: {bucket:?} is not a valid bucket name (3-63 chars of a-z, 0-9, '.', '-'), e.g. \"s3://assets\""
+        ));
+    }
+    if let Some(endpoint) = &storage.endpoint {
+        match url::Url::parse(endpoint) {
+            Ok(u) if u.scheme() == "http" && !storage.allow_http => out.push(format!(
+                "storage.allow_http: the endpoint {endpoint:?} is plain http; set allow_http = true (or use https)"
+            )),
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => out.push(format!(
+                "storage.endpoint: {endpoint:?} is not an http(s) URL, e.g. \"http://127.0.0.1:3900\""
+            )),
+        }
+    }
+    if storage.access_key_id.is_none() {
+        out.push("storage.access_key_id: required for s3:// storage".into());
+    }
+    match secret::resolve(storage, &config.runtime) {
+        Ok(Some(_)) => {}
+        Ok(None) => out.push(format!(
+            "storage.secret_access_key_file: required for s3:// storage (or provide the systemd credential {:?} via LoadCredential=)",
+            storage.secret_access_key_credential
+        )),
+        Err(e) => out.push(e.to_string()),
+    }
+}
+
+fn validate_log(config: &Config, out: &mut Vec<String>) {
+    if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&config.log.level) {
+        out.push(format!(
+            "log.level: {:?} is not a valid filter ({e}); use e.g. \"info\" or \"asset_catalog_server=debug,info\"",
+            config.log.level
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_needs_credentials_and_https_or_allow_http() {
+        let mut config = Config::default();
+        config.storage.url = Some("s3://assets".into());
+        config.storage.endpoint = Some("http://127.0.0.1:3900".into());
+        let problems = config.validate();
+        assert!(
+            problems.iter().any(|p| p.starts_with("storage.allow_http")),
+            "{problems:?}"
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("storage.access_key_id"))
+        );
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("storage.secret_access_key_file"))
+        );
+    }
+
+    #[test]
+    fn part_size_must_fit_upload_limit() {
+        let mut config = Config::default();
+        config.storage.part_size_bytes = MIN_PART_SIZE_BYTES;
+        config.server.max_upload_bytes = MIN_PART_SIZE_BYTES * (MAX_PARTS + 1);
+        let problems = config.validate();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn bad_urls_are_explained() {
+        for url in ["ftp://x", "file://relative", "s3://A_B"] {
+            let mut config = Config::default();
+            config.storage.url = Some(url.into());
+            assert!(!config.validate().is_empty(), "{url}");
+        }
+    }
+}

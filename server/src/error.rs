@@ -1,0 +1,198 @@
+//! [`ApiError`]: the one error type every handler returns. It maps each
+//! stable [`ErrorCode`] to its HTTP status in a single match and renders the
+//! JSON body `{code, message}`. 5xx errors log their detail and send a plain
+//! message; the code is also attached to the response for the metrics.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use asset_catalog_proto::{ErrorBody, ErrorCode};
+
+use crate::index::IndexError;
+use crate::service::{BodyError, ServiceError};
+use crate::storage::StorageError;
+
+/// An API error: a stable code and a message for people.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    message: String,
+    /// For 416: the full size, sent as `Content-Range: bytes */size`.
+    range_size: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            range_size: None,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// 5xx: log `detail`, tell the client only `public`.
+    fn server_side(code: ErrorCode, public: &str, detail: &dyn fmt::Display) -> Self {
+        tracing::error!(error.code = %code, error.detail = %detail, "{public}");
+        Self::new(code, public)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            ErrorCode::BadRequest
+            | ErrorCode::InvalidJson
+            | ErrorCode::InvalidHash
+            | ErrorCode::IncompleteBody => StatusCode::BAD_REQUEST,
+            ErrorCode::HashMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::PayloadTooLarge | ErrorCode::TooManyHashes => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::NotFound | ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::StorageUnavailable | ErrorCode::IndexUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorCode::InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut builder = HttpResponse::build(status);
+        if matches!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if let Some(size) = self.range_size {
+            builder.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
+        }
+        let mut response = builder.json(ErrorBody {
+            code: self.code,
+            message: self.message.clone(),
+        });
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::BadRequest(m) => Self::new(ErrorCode::BadRequest, m),
+            ServiceError::InvalidHash(m) => Self::new(ErrorCode::InvalidHash, m),
+            e @ ServiceError::HashMismatch { .. } => {
+                Self::new(ErrorCode::HashMismatch, e.to_string())
+            }
+            ServiceError::Body(BodyError::Incomplete(m)) => Self::new(
+                ErrorCode::IncompleteBody,
+                format!("the request body ended early ({m}); nothing was stored"),
+            ),
+            ServiceError::Body(e @ BodyError::Malformed(_)) => {
+                Self::new(ErrorCode::BadRequest, e.to_string())
+            }
+            e @ ServiceError::PayloadTooLarge { .. } => {
+                Self::new(ErrorCode::PayloadTooLarge, e.to_string())
+            }
+            e @ ServiceError::TooManyHashes { .. } => {
+                Self::new(ErrorCode::TooManyHashes, e.to_string())
+            }
+            e @ ServiceError::NotFound(_) => Self::new(ErrorCode::NotFound, e.to_string()),
+            ServiceError::RangeNotSatisfiable { size } => Self {
+                range_size: Some(size),
+                ..Self::new(
+                    ErrorCode::RangeNotSatisfiable,
+                    format!("the range is outside the {size}-byte content"),
+                )
+            },
+            ServiceError::Storage(e) => e.into(),
+            ServiceError::Index(e) => e.into(),
+            ServiceError::Spool(m) => Self::server_side(
+                ErrorCode::Internal,
+                "receiving the upload into a temporary file failed",
+                &m,
+            ),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match &e {
+            StorageError::NotFound { .. } => Self::new(ErrorCode::NotFound, "no such asset"),
+            StorageError::OutOfSpace { .. } => Self::server_side(
+                ErrorCode::InsufficientStorage,
+                "object storage is out of space",
+                &e,
+            ),
+            _ => Self::server_side(
+                ErrorCode::StorageUnavailable,
+                "object storage is unavailable; retry later",
+                &e,
+            ),
+        }
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> Self {
+        match &e {
+            IndexError::Full(_) => Self::server_side(
+                ErrorCode::InsufficientStorage,
+                "the index is out of disk space",
+                &e,
+            ),
+            _ => Self::server_side(
+                ErrorCode::IndexUnavailable,
+                "the metadata index is unavailable; retry later",
+                &e,
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_status_and_json_body() {
+        let e = ApiError::new(ErrorCode::HashMismatch, "no");
+        assert_eq!(e.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
+        let r = e.error_response();
+        assert_eq!(
+            r.extensions().get::<ErrorCode>(),
+            Some(&ErrorCode::HashMismatch)
+        );
+        let e: ApiError = ServiceError::RangeNotSatisfiable { size: 9 }.into();
+        let r = e.error_response();
+        assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            r.headers().get(header::CONTENT_RANGE).map(|v| v.as_bytes()),
+            Some(&b"bytes */9"[..])
+        );
+    }
+}

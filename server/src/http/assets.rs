@@ -1,0 +1,196 @@
+//! `/v1/assets` (list with filters and cursor; multipart form upload for curl
+//! and browsers) and `/v1/assets/check` (which hashes of a batch are missing).
+
+use actix_multipart::{Field, Multipart, MultipartError};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use asset_catalog_proto::ErrorCode;
+use futures_util::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::AppState;
+use super::request::{body_error, client};
+use crate::error::ApiError;
+use crate::index::{Cursor, ListFilter};
+use crate::service::{BodyError, DEFAULT_PAGE, RawMeta, Spooled, UploadMeta};
+
+/// Largest text field of a form upload.
+const MAX_FORM_TEXT: usize = 16 * 1024;
+
+/// Query of `GET /v1/assets`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    name: Option<String>,
+    content_type: Option<String>,
+    client: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Body of `POST /v1/assets/check`: hashes as strings so a bad one is
+/// reported by position with `invalid_hash`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CheckBody {
+    hashes: Vec<String>,
+}
+
+fn time_param(name: &str, raw: Option<String>) -> Result<Option<OffsetDateTime>, ApiError> {
+    raw.map(|t| {
+        OffsetDateTime::parse(&t, &Rfc3339).map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("{name}={t:?} is not an RFC 3339 time ({e})"),
+            )
+        })
+    })
+    .transpose()
+}
+
+#[tracing::instrument(skip_all, err(level = "debug", Display))]
+pub(super) async fn list(
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let cursor = q
+        .cursor
+        .map(|c| {
+            Cursor::decode(&c).ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    "cursor is not one this server issued",
+                )
+            })
+        })
+        .transpose()?;
+    let filter = ListFilter {
+        name: q.name.filter(|n| !n.is_empty()),
+        content_type: q.content_type.filter(|c| !c.is_empty()),
+        client: q.client.filter(|c| !c.is_empty()),
+        since: time_param("since", q.since)?,
+        until: time_param("until", q.until)?,
+        cursor,
+        limit: q.limit.unwrap_or(DEFAULT_PAGE),
+    };
+    Ok(HttpResponse::Ok().json(state.catalog.list(filter).await?))
+}
+
+#[tracing::instrument(skip_all, err(level = "debug", Display))]
+pub(super) async fn check(
+    state: web::Data<AppState>,
+    body: web::Json<CheckBody>,
+) -> Result<HttpResponse, ApiError> {
+    let response = state.catalog.check(body.into_inner().hashes).await?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// `POST /v1/assets` with `multipart/form-data`: a `file` part (its filename
+/// is the asset name) and optional text parts `name`, `path`, `mtime`.
+#[tracing::instrument(skip_all, err(level = "debug", Display))]
+pub(super) async fn form_upload(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let mut raw = RawMeta {
+        client: client(&req)?,
+        ..RawMeta::default()
+    };
+    let mut spooled: Option<Spooled> = None;
+    while let Some(field) = form.try_next().await.map_err(form_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "file" if spooled.is_none() => {
+                raw.name = raw.name.or(field_filename(&field));
+                raw.content_type = field.content_type().map(|m| m.to_string());
+                spooled = Some(state.catalog.spool(field_stream(field)).await?);
+            }
+            "name" | "path" | "mtime" => {
+                let text = Some(field_text(field).await?);
+                match name.as_str() {
+                    "name" => raw.name = text,
+                    "path" => raw.path = text,
+                    _ => raw.mtime = text,
+                }
+            }
+            other => {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!(
+                        "unexpected form field {other:?}; send one `file` and optionally `name`, `path`, `mtime`"
+                    ),
+                ));
+            }
+        }
+    }
+    let spooled = spooled
+        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "the form has no `file` field"))?;
+    let meta = UploadMeta::parse(raw, &spooled.sha256)?;
+    let outcome = state.catalog.upload_spooled(spooled, meta).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(outcome))
+}
+
+fn field_filename(field: &Field) -> Option<String> {
+    field
+        .content_disposition()
+        .and_then(|cd| cd.get_filename())
+        .map(|f| f.rsplit(['/', '\\']).next().unwrap_or(f).to_string())
+        .filter(|f| !f.is_empty())
+}
+
+fn field_stream(
+    field: Field,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, BodyError>> + Unpin {
+    field.map(|chunk| {
+        chunk.map_err(|e| match e {
+            MultipartError::Payload(p) => body_error(p),
+            MultipartError::Incomplete => BodyError::Incomplete(e.to_string()),
+            other => BodyError::Malformed(other.to_string()),
+        })
+    })
+}
+
+async fn field_text(mut field: Field) -> Result<String, ApiError> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = field.try_next().await.map_err(form_error)? {
+        if buf.len() + chunk.len() > MAX_FORM_TEXT {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                "form text fields are limited to 16 KiB",
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf)
+        .map_err(|_| ApiError::new(ErrorCode::BadRequest, "form text fields must be UTF-8"))
+}
+
+fn form_error(e: MultipartError) -> ApiError {
+    match e {
+        MultipartError::ContentTypeMissing
+        | MultipartError::ContentTypeParse
+        | MultipartError::ContentTypeIncompatible
+        | MultipartError::BoundaryMissing => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "{e}; send multipart/form-data (curl -F file=@PATH) or use PUT /v1/assets/{{sha256}}"
+            ),
+        ),
+        MultipartError::Incomplete | MultipartError::Payload(_) => ApiError::new(
+            ErrorCode::IncompleteBody,
+            format!("the form ended early ({e}); nothing was stored"),
+        ),
+        other => ApiError::new(ErrorCode::BadRequest, format!("malformed form: {other}")),
+    }
+}

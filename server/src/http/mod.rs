@@ -1,0 +1,93 @@
+//! HTTP API v1 on actix-web: routes, extractor error handlers and the
+//! fallbacks that make every error (malformed JSON, bad query, unknown route,
+//! wrong method) a JSON `{code, message}` body. One file per resource; the
+//! handlers are thin and call into [`crate::service`].
+
+mod asset;
+mod assets;
+mod content;
+mod errors;
+mod health;
+mod observe;
+mod request;
+mod sightings;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::middleware::from_fn;
+use actix_web::{App, Resource, web};
+
+use crate::metrics::Metrics;
+use crate::service::Catalog;
+
+/// Largest JSON request body (a full check batch is ~0.7 MB).
+pub const JSON_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub catalog: Catalog,
+    pub metrics: Arc<Metrics>,
+    pub metrics_enabled: bool,
+}
+
+/// The complete application, as served by `run` and by handler-level tests.
+pub fn app(
+    state: AppState,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(web::Data::new(state))
+        .wrap(from_fn(observe::observe))
+        .configure(routes)
+}
+
+/// Routes, extractor configuration and fallbacks.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(JSON_LIMIT)
+            .error_handler(errors::json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(errors::query_error))
+    .app_data(web::PathConfig::default().error_handler(errors::path_error))
+    .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+    .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+    .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
+    .service(
+        resource("/v1/assets", "GET, POST")
+            .route(web::get().to(assets::list))
+            .route(web::post().to(assets::form_upload)),
+    )
+    .service(resource("/v1/assets/check", "POST").route(web::post().to(assets::check)))
+    .service(
+        resource("/v1/assets/{sha256}", "GET, HEAD, PUT, DELETE")
+            .route(web::get().to(asset::get))
+            .route(web::head().to(asset::get))
+            .route(web::put().to(asset::put))
+            .route(web::delete().to(asset::delete)),
+    )
+    .service(
+        resource("/v1/assets/{sha256}/content", "GET, HEAD")
+            .route(web::get().to(content::get))
+            .route(web::head().to(content::get)),
+    )
+    .service(
+        resource("/v1/assets/{sha256}/sightings", "POST").route(web::post().to(sightings::post)),
+    )
+    .default_service(web::to(errors::route_not_found));
+}
+
+/// A resource whose unmatched methods get a JSON 405 with `Allow`.
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || errors::method_not_allowed(allow)))
+}

@@ -1,0 +1,191 @@
+//! The metadata index: SQLite (WAL) in the state directory. One writer
+//! connection behind a mutex plus a small pool of read-only connections; every
+//! call runs on tokio's blocking pool, never on the async executor.
+//!
+//! The index is derived data: the bucket is the source of truth, and
+//! `reindex` rebuilds the index from it. A corrupt file yields
+//! [`IndexError::Corrupt`], whose message names `reindex` as the recovery.
+
+mod query;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, ErrorCode};
+use time::OffsetDateTime;
+
+pub use query::{Cursor, ListFilter};
+pub use schema::SCHEMA_VERSION;
+pub use write::{NewAsset, RebuildRecord, SightingRecord};
+
+pub(crate) use query::{count_assets, each_detail};
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// Why an index operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("cannot open the index {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the index directory {}: {source}", path.display())]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the index {} is unreadable ({source}); stop the server and run `asset-catalog-server reindex` to rebuild it from the bucket",
+        path.display()
+    )]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the index {} has schema version {found}, newer than the {supported} this server understands; run a newer server or rebuild with `asset-catalog-server reindex`",
+        path.display()
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("the index is out of disk space: {0}")]
+    Full(#[source] rusqlite::Error),
+    #[error("index query failed: {0}")]
+    Sqlite(#[source] rusqlite::Error),
+    #[error("index worker failed: {0}")]
+    Task(String),
+}
+
+impl IndexError {
+    /// Classify a SQLite error raised while using the index at `path`.
+    pub(crate) fn from_sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Self::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            },
+            Some(ErrorCode::DiskFull) => Self::Full(source),
+            _ => Self::Sqlite(source),
+        }
+    }
+}
+
+/// Handle to the index; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Index {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Index {
+    /// Open (creating if needed) and migrate the index at `path`.
+    pub async fn open(path: &Path) -> Result<Self, IndexError> {
+        let path = path.to_path_buf();
+        let writer = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || schema::open_writer(&path)
+        })
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))??;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Run `f` with a read-only connection on the blocking pool.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, IndexError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let conn = shared.take_reader()?;
+            let out = f(&conn).map_err(|e| IndexError::from_sqlite(&shared.path, e));
+            shared.return_reader(conn);
+            out
+        })
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))?
+    }
+
+    /// Run `f` with the single writer connection on the blocking pool.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, IndexError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn).map_err(|e| IndexError::from_sqlite(&shared.path, e))
+        })
+        .await
+        .map_err(|e| IndexError::Task(e.to_string()))?
+    }
+
+    /// Liveness check: a trivial query on a read connection.
+    pub async fn ping(&self) -> Result<u64, IndexError> {
+        self.read(count_assets).await
+    }
+}
+
+impl Shared {
+    fn take_reader(&self) -> Result<Connection, IndexError> {
+        let pooled = self
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => schema::open_reader(&self.path),
+        }
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if readers.len() < MAX_IDLE_READERS {
+            readers.push(conn);
+        }
+    }
+}
+
+/// Unix nanoseconds, the index's time format (saturating outside 1677..2262).
+pub(crate) fn to_nanos(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(if t.year() < 1970 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+pub(crate) fn from_nanos(nanos: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

@@ -1,0 +1,283 @@
+//! Read queries: one asset, its sightings, which hashes are missing, and the
+//! filtered, cursor-paginated listing (newest first, keyed on
+//! `(first_seen, sha256)` so pages are stable while uploads continue).
+
+use asset_catalog_proto::{Asset, AssetDetail, AssetPage, Sha256Hex, Sighting};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::{Index, IndexError, from_nanos, to_nanos};
+
+/// Hashes per `IN (…)` query.
+const IN_CHUNK: usize = 500;
+
+const ASSET_COLUMNS: &str = "a.sha256, a.key, a.size, a.content_type, a.name, a.first_seen, a.last_seen, \
+     (SELECT count(*) FROM sightings s WHERE s.sha256 = a.sha256)";
+
+/// Position after the last item of a page. Opaque on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub first_seen: i64,
+    pub sha256: Sha256Hex,
+}
+
+impl Cursor {
+    /// Opaque text form: hex of `v1:<nanos>:<sha256>`.
+    pub fn encode(&self) -> String {
+        hex::encode(format!("v1:{}:{}", self.first_seen, self.sha256))
+    }
+
+    /// Parse what [`Cursor::encode`] produced; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        let raw = String::from_utf8(hex::decode(text).ok()?).ok()?;
+        let rest = raw.strip_prefix("v1:")?;
+        let (nanos, sha) = rest.split_once(':')?;
+        Some(Self {
+            first_seen: nanos.parse().ok()?,
+            sha256: sha.parse().ok()?,
+        })
+    }
+}
+
+/// Filters of `GET /v1/assets`. All optional; combined with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Substring of the asset's or any sighting's file name (ASCII case-insensitive).
+    pub name: Option<String>,
+    /// Exact type (`text/plain` also matches `text/plain; charset=…`), or a prefix ending in `/`.
+    pub content_type: Option<String>,
+    /// Seen by this client.
+    pub client: Option<String>,
+    /// First seen at or after.
+    pub since: Option<OffsetDateTime>,
+    /// First seen before.
+    pub until: Option<OffsetDateTime>,
+    pub cursor: Option<Cursor>,
+    /// Page size (the service bounds it).
+    pub limit: usize,
+}
+
+impl Index {
+    /// One asset.
+    pub async fn get(&self, sha: &Sha256Hex) -> Result<Option<Asset>, IndexError> {
+        let sha = sha.clone();
+        self.read(move |conn| get_asset(conn, &sha)).await
+    }
+
+    /// One asset with every sighting, most recent first.
+    pub async fn detail(&self, sha: &Sha256Hex) -> Result<Option<AssetDetail>, IndexError> {
+        let sha = sha.clone();
+        self.read(move |conn| {
+            let Some(asset) = get_asset(conn, &sha)? else {
+                return Ok(None);
+            };
+            let sightings = sightings_of(conn, &sha)?;
+            Ok(Some(AssetDetail { asset, sightings }))
+        })
+        .await
+    }
+
+    /// The hashes of `wanted` the index does not have, in request order, without duplicates.
+    pub async fn missing(&self, wanted: Vec<Sha256Hex>) -> Result<Vec<Sha256Hex>, IndexError> {
+        self.read(move |conn| {
+            let mut present = std::collections::HashSet::new();
+            for chunk in wanted.chunks(IN_CHUNK) {
+                let marks = vec!["?"; chunk.len()].join(",");
+                let sql = format!("SELECT sha256 FROM assets WHERE sha256 IN ({marks})");
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let rows = stmt
+                    .query_map(params_from_iter(chunk.iter().map(|h| h.as_str())), |r| {
+                        r.get::<_, String>(0)
+                    })?;
+                for row in rows {
+                    present.insert(row?);
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            Ok(wanted
+                .into_iter()
+                .filter(|h| !present.contains(h.as_str()) && seen.insert(h.clone()))
+                .collect())
+        })
+        .await
+    }
+
+    /// One page of assets matching `filter`.
+    pub async fn list(&self, filter: ListFilter) -> Result<AssetPage, IndexError> {
+        self.read(move |conn| list_page(conn, &filter)).await
+    }
+}
+
+fn list_page(conn: &Connection, filter: &ListFilter) -> rusqlite::Result<AssetPage> {
+    let (clauses, params) = where_clauses(filter);
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {ASSET_COLUMNS} FROM assets a {where_sql} \
+         ORDER BY a.first_seen DESC, a.sha256 DESC LIMIT {}",
+        filter.limit + 1
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut items = stmt
+        .query_map(params_from_iter(params), asset_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next_cursor = if items.len() > filter.limit {
+        items.truncate(filter.limit);
+        items.last().map(|a| {
+            Cursor {
+                first_seen: to_nanos(a.first_seen),
+                sha256: a.sha256.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(AssetPage { items, next_cursor })
+}
+
+fn where_clauses(filter: &ListFilter) -> (Vec<&'static str>, Vec<Value>) {
+    let mut clauses = Vec::new();
+    let mut params = Vec::new();
+    if let Some(cursor) = &filter.cursor {
+        clauses.push("(a.first_seen, a.sha256) < (?, ?)");
+        params.push(Value::Integer(cursor.first_seen));
+        params.push(Value::Text(cursor.sha256.to_string()));
+    }
+    if let Some(name) = &filter.name {
+        let pattern = format!("%{}%", escape_like(name));
+        clauses.push(
+            "(a.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM sightings s \
+             WHERE s.sha256 = a.sha256 AND s.name LIKE ? ESCAPE '\\'))",
+        );
+        params.push(Value::Text(pattern.clone()));
+        params.push(Value::Text(pattern));
+    }
+    if let Some(ct) = &filter.content_type {
+        if ct.ends_with('/') {
+            clauses.push("a.content_type LIKE ? ESCAPE '\\'");
+            params.push(Value::Text(format!("{}%", escape_like(ct))));
+        } else {
+            clauses.push("(a.content_type = ? OR a.content_type LIKE ? ESCAPE '\\')");
+            params.push(Value::Text(ct.clone()));
+            params.push(Value::Text(format!("{};%", escape_like(ct))));
+        }
+    }
+    if let Some(client) = &filter.client {
+        clauses
+            .push("EXISTS (SELECT 1 FROM sightings s WHERE s.sha256 = a.sha256 AND s.client = ?)");
+        params.push(Value::Text(client.clone()));
+    }
+    if let Some(since) = filter.since {
+        clauses.push("a.first_seen >= ?");
+        params.push(Value::Integer(to_nanos(since)));
+    }
+    if let Some(until) = filter.until {
+        clauses.push("a.first_seen < ?");
+        params.push(Value::Integer(to_nanos(until)));
+    }
+    (clauses, params)
+}
+
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+pub(super) fn get_asset(conn: &Connection, sha: &Sha256Hex) -> rusqlite::Result<Option<Asset>> {
+    let sql = format!("SELECT {ASSET_COLUMNS} FROM assets a WHERE a.sha256 = ?");
+    conn.prepare_cached(&sql)?
+        .query_row([sha.as_str()], asset_from_row)
+        .optional()
+}
+
+fn sightings_of(conn: &Connection, sha: &Sha256Hex) -> rusqlite::Result<Vec<Sighting>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT client, path, name, mtime, seen_at FROM sightings \
+         WHERE sha256 = ? ORDER BY seen_at DESC, client, path",
+    )?;
+    stmt.query_map([sha.as_str()], |r| {
+        let mtime: Option<String> = r.get(3)?;
+        Ok(Sighting {
+            client: r.get(0)?,
+            path: r.get(1)?,
+            name: r.get(2)?,
+            mtime: mtime.and_then(|m| OffsetDateTime::parse(&m, &Rfc3339).ok()),
+            seen_at: from_nanos(r.get(4)?),
+        })
+    })?
+    .collect()
+}
+
+fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<Asset> {
+    let sha: String = r.get(0)?;
+    let sha256 = sha.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(Asset {
+        sha256,
+        key: r.get(1)?,
+        size: u64::try_from(r.get::<_, i64>(2)?).unwrap_or_default(),
+        content_type: r.get(3)?,
+        name: r.get(4)?,
+        first_seen: from_nanos(r.get(5)?),
+        last_seen: from_nanos(r.get(6)?),
+        sighting_count: u64::try_from(r.get::<_, i64>(7)?).unwrap_or_default(),
+    })
+}
+
+/// Number of assets.
+pub(crate) fn count_assets(conn: &Connection) -> rusqlite::Result<u64> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM assets", [], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
+/// Call `f` with every asset and its sightings, oldest first.
+pub(crate) fn each_detail<E>(
+    conn: &Connection,
+    mut f: impl FnMut(AssetDetail) -> Result<(), E>,
+) -> rusqlite::Result<Result<(), E>> {
+    let sql = format!("SELECT {ASSET_COLUMNS} FROM assets a ORDER BY a.first_seen, a.sha256");
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let asset = asset_from_row(row)?;
+        let sightings = sightings_of(conn, &asset.sha256)?;
+        if let Err(e) = f(AssetDetail { asset, sightings }) {
+            return Ok(Err(e));
+        }
+    }
+    Ok(Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trips_and_rejects_junk() {
+        let c = Cursor {
+            first_seen: 1_700_000_000_123_456_789,
+            sha256: Sha256Hex::from_digest([7; 32]),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        assert_eq!(Cursor::decode("zz"), None);
+        assert_eq!(Cursor::decode(&hex::encode("v2:1:x")), None);
+    }
+
+    #[test]
+    fn like_patterns_are_escaped() {
+        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+    }
+}

@@ -1,0 +1,149 @@
+//! Connection setup and the versioned schema (`PRAGMA user_version`).
+//!
+//! Durability: WAL with `synchronous = FULL`. With NORMAL a committed upload
+//! can be lost on power failure (the database stays consistent, but the last
+//! transactions roll back) while the client already got `201` and will never
+//! resend; the asset would then be in the bucket but missing from the index
+//! until someone runs `reindex`. FULL costs one WAL fsync per commit, which is
+//! negligible next to storing the object itself (the file store fsyncs too).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::IndexError;
+
+/// Schema version this server writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for another's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const SCHEMA_V1: &str = r"
+CREATE TABLE assets (
+    sha256       TEXT PRIMARY KEY NOT NULL,
+    key          TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    first_seen   INTEGER NOT NULL,  -- unix nanoseconds, UTC
+    last_seen    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX assets_by_first_seen ON assets (first_seen, sha256);
+
+CREATE TABLE sightings (
+    sha256  TEXT NOT NULL REFERENCES assets (sha256) ON DELETE CASCADE,
+    client  TEXT NOT NULL,
+    path    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    mtime   TEXT,                   -- RFC 3339, as the client reported it
+    seen_at INTEGER NOT NULL,       -- unix nanoseconds, UTC
+    PRIMARY KEY (sha256, client, path)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sightings_by_client ON sightings (client, sha256);
+";
+
+/// Open the writer connection, creating the file and migrating the schema.
+pub(super) fn open_writer(path: &Path) -> Result<Connection, IndexError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::Directory {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let mut conn = Connection::open(path).map_err(|source| IndexError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    configure(&conn).map_err(|e| IndexError::from_sqlite(path, e))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| IndexError::from_sqlite(path, e))?;
+    migrate(&mut conn, path)?;
+    Ok(conn)
+}
+
+/// Open a read-only connection to an existing index.
+pub(super) fn open_reader(path: &Path) -> Result<Connection, IndexError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| IndexError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    configure(&conn).map_err(|e| IndexError::from_sqlite(path, e))?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
+    let sqlite = |e| IndexError::from_sqlite(path, e);
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(sqlite)?;
+    if version > SCHEMA_VERSION {
+        return Err(IndexError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction().map_err(sqlite)?;
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1).map_err(sqlite)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(sqlite)?;
+    tx.commit().map_err(sqlite)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_migrates_and_reopens() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/index.sqlite3");
+        drop(open_writer(&path).expect("create"));
+        let conn = open_writer(&path).expect("reopen");
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .expect("journal_mode");
+        assert_eq!(mode, "wal");
+        let reader = open_reader(&path).expect("reader");
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM assets", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn garbage_file_is_reported_as_corrupt_with_recovery_hint() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.sqlite3");
+        std::fs::write(&path, vec![0x5a; 8192]).expect("write garbage");
+        let err = open_writer(&path).expect_err("corrupt");
+        assert!(matches!(err, IndexError::Corrupt { .. }), "{err:?}");
+        assert!(err.to_string().contains("reindex"), "{err}");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.sqlite3");
+        let conn = open_writer(&path).expect("create");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        assert!(matches!(open_writer(&path), Err(IndexError::TooNew { .. })));
+    }
+}

@@ -1,0 +1,150 @@
+//! `asset-catalog-server`: parse the command line, load the configuration,
+//! set up logging, run the command from the library, map the outcome to an
+//! exit code (0 success, 1 failure or configuration problems, 2 usage).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use asset_catalog_server::cli::{self, Cli, Command, ServeArgs};
+use asset_catalog_server::config::{Config, ConfigSource, DEFAULT_CONFIG_PATH};
+use asset_catalog_server::{admin, logging};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Some(Command::GenerateDocs { ref out }) => generate_docs(out),
+        Some(Command::CheckConfig) => return check_config(&cli),
+        Some(Command::Reindex) => reindex(&cli),
+        Some(Command::ExportIndex { ref file }) => export_index(&cli, file),
+        Some(Command::Serve(ref args)) => serve(&cli, args),
+        None => serve(&cli, &ServeArgs::default()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("asset-catalog-server: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Load the configuration, or print every problem (one per line) and fail.
+fn load(cli: &Cli) -> Result<(Config, ConfigSource)> {
+    Config::load_from_process(cli.config_path()).map_err(|e| {
+        for problem in &e.problems {
+            eprintln!("{problem}");
+        }
+        anyhow::anyhow!(
+            "{} configuration problem(s) in {}",
+            e.problems.len(),
+            cli.config_display()
+        )
+    })
+}
+
+fn check_config(cli: &Cli) -> ExitCode {
+    match load(cli) {
+        Ok((config, source)) => {
+            let origin = match source {
+                ConfigSource::File(path) => path.display().to_string(),
+                ConfigSource::Defaults => {
+                    format!("built-in defaults ({DEFAULT_CONFIG_PATH} not found)")
+                }
+            };
+            println!("configuration OK: {origin}: {}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("asset-catalog-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    let (mut config, source) = load(cli)?;
+    if let Some(listen) = &args.listen {
+        config.server.listen = listen.clone();
+    }
+    let addr: SocketAddr = config
+        .server
+        .listen
+        .parse()
+        .with_context(|| format!("--listen {:?} is not IP:PORT", config.server.listen))?;
+    let target = logging::init(&config.log.level)?;
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), log = ?target, "starting asset-catalog-server");
+    match source {
+        ConfigSource::File(path) => {
+            tracing::info!(config = %path.display(), "{}", config.summary())
+        }
+        ConfigSource::Defaults => tracing::info!(
+            "no configuration file at {DEFAULT_CONFIG_PATH}; using built-in defaults: {}",
+            config.summary()
+        ),
+    }
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        };
+        asset_catalog_server::run(config, listener, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
+    })
+}
+
+fn reindex(cli: &Cli) -> Result<()> {
+    let (config, _) = load(cli)?;
+    logging::init(&config.log.level)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let report = runtime.block_on(admin::reindex(&config))?;
+    if let Some(aside) = &report.moved_aside {
+        println!("moved the unreadable index to {}", aside.display());
+    }
+    println!(
+        "reindexed {} assets into {} ({} described by sidecars, {} duplicate copies, {} foreign keys ignored)",
+        report.assets,
+        config.index_path().display(),
+        report.from_sidecar,
+        report.duplicates,
+        report.foreign
+    );
+    Ok(())
+}
+
+fn export_index(cli: &Cli, file: &std::path::Path) -> Result<()> {
+    let (config, _) = load(cli)?;
+    logging::init(&config.log.level)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let count = runtime.block_on(admin::export_index(&config, file))?;
+    if file != std::path::Path::new("-") {
+        println!("exported {count} assets to {}", file.display());
+    }
+    Ok(())
+}
+
+fn generate_docs(out: &std::path::Path) -> Result<()> {
+    for path in
+        cli::generate_docs(out).with_context(|| format!("writing docs to {}", out.display()))?
+    {
+        println!("{}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Prometheus metrics (OpenMetrics text via `prometheus-client`): uploads,
+//! stored bytes, dedup hits, errors by code, request latency by route. One
+//! registry per server instance, so in-process tests do not share counters.
+
+use asset_catalog_proto::ErrorCode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+/// `Content-Type` of the exposition format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViaLabels {
+    via: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+/// Where a dedup hit was noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DedupVia {
+    /// An upload of content the server already had.
+    Upload,
+    /// A sighting recorded without the bytes being sent.
+    Sighting,
+    /// A hash reported present by a check batch.
+    Check,
+}
+
+/// All metrics of one server.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    uploads: Family<OutcomeLabels, Counter>,
+    upload_bytes: Counter,
+    dedup_hits: Family<ViaLabels, Counter>,
+    errors: Family<CodeLabels, Counter>,
+    requests: Family<RequestLabels, Histogram>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms … ~33 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("asset_catalog");
+        let uploads = Family::<OutcomeLabels, Counter>::default();
+        let upload_bytes = Counter::default();
+        let dedup_hits = Family::<ViaLabels, Counter>::default();
+        let errors = Family::<CodeLabels, Counter>::default();
+        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "uploads",
+            "Uploads by outcome (created: bytes stored; existing: content already present)",
+            uploads.clone(),
+        );
+        registry.register_with_unit(
+            "upload",
+            "Bytes of new content stored",
+            Unit::Bytes,
+            upload_bytes.clone(),
+        );
+        registry.register(
+            "dedup_hits",
+            "Times known content was not stored again, by where it was noticed",
+            dedup_hits.clone(),
+        );
+        registry.register("errors", "Error responses by error code", errors.clone());
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to produce a response, by method, route pattern and status",
+            Unit::Seconds,
+            requests.clone(),
+        );
+        Self {
+            registry,
+            uploads,
+            upload_bytes,
+            dedup_hits,
+            errors,
+            requests,
+        }
+    }
+
+    /// New content of `bytes` bytes was stored.
+    pub fn upload_created(&self, bytes: u64) {
+        self.uploads
+            .get_or_create(&OutcomeLabels { outcome: "created" })
+            .inc();
+        self.upload_bytes.inc_by(bytes);
+    }
+
+    /// An upload carried content the server already had.
+    pub fn upload_existing(&self) {
+        self.uploads
+            .get_or_create(&OutcomeLabels {
+                outcome: "existing",
+            })
+            .inc();
+        self.dedup_hit(DedupVia::Upload, 1);
+    }
+
+    pub fn dedup_hit(&self, via: DedupVia, n: u64) {
+        let via = match via {
+            DedupVia::Upload => "upload",
+            DedupVia::Sighting => "sighting",
+            DedupVia::Check => "check",
+        };
+        self.dedup_hits.get_or_create(&ViaLabels { via }).inc_by(n);
+    }
+
+    /// An error response with `code` was sent.
+    pub fn error(&self, code: ErrorCode) {
+        self.errors
+            .get_or_create(&CodeLabels {
+                code: code.as_str(),
+            })
+            .inc();
+    }
+
+    /// A request finished.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_string(),
+                route: route.to_string(),
+                status: status.to_string(),
+            })
+            .observe(seconds);
+    }
+
+    /// The exposition text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_names() {
+        let m = Metrics::new();
+        m.upload_created(10);
+        m.upload_existing();
+        m.error(ErrorCode::HashMismatch);
+        m.observe_request("PUT", "/v1/assets/{sha256}", 201, 0.01);
+        let text = m.encode();
+        for needle in [
+            "asset_catalog_uploads_total{outcome=\"created\"} 1",
+            "asset_catalog_upload_bytes_total 10",
+            "asset_catalog_dedup_hits_total{via=\"upload\"} 1",
+            "asset_catalog_errors_total{code=\"hash_mismatch\"} 1",
+            "asset_catalog_http_request_duration_seconds_count{method=\"PUT\"",
+        ] {
+            assert!(text.contains(needle), "{needle} missing in\n{text}");
+        }
+    }
+}

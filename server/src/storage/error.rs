@@ -1,0 +1,75 @@
+//! [`StorageError`]: every `object_store` failure classified once, into what
+//! the API needs to tell apart: missing object (404), out of space (507) and
+//! everything else (503, retry later).
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("object {key} not found")]
+    NotFound { key: String },
+    #[error("storage is out of space writing {key}: {source}")]
+    OutOfSpace {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("storage failed on {key}: {source}")]
+    Backend {
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("reading {key} from disk: {source}")]
+    Io {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sidecar {key} is unusable: {message}")]
+    BadSidecar { key: String, message: String },
+    #[error("storage configuration: {0}")]
+    Config(String),
+}
+
+impl StorageError {
+    /// Classify an `object_store` error for `key`.
+    pub fn classify(key: &str, source: object_store::Error) -> Self {
+        let key = key.to_string();
+        if matches!(source, object_store::Error::NotFound { .. }) {
+            return Self::NotFound { key };
+        }
+        if is_out_of_space(&source) {
+            return Self::OutOfSpace { key, source };
+        }
+        Self::Backend { key, source }
+    }
+
+    /// Classify an I/O error while streaming a local file.
+    pub fn io(key: &str, source: std::io::Error) -> Self {
+        Self::Io {
+            key: key.to_string(),
+            source,
+        }
+    }
+}
+
+/// ENOSPC / EDQUOT anywhere in the chain, or an S3 "storage full" answer.
+fn is_out_of_space(error: &object_store::Error) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded
+                || matches!(io.raw_os_error(), Some(28 | 122)))
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    let text = error.to_string();
+    text.contains("XMinioStorageFull")
+        || text.contains("507 Insufficient Storage")
+        || text.contains("EntityTooLarge") && text.contains("quota")
+}

@@ -1,0 +1,126 @@
+//! Object key layout in the bucket. Keys are built only from a validated
+//! [`Sha256Hex`] and a sanitised extension, so no client-supplied text can
+//! ever become a storage path.
+//!
+//! ```text
+//! <sha256>            content with no usable extension
+//! <sha256>.<ext>      content; ext = lower-case [a-z0-9]{1,16} of the first upload's name
+//! meta/<sha256>.json  sidecar with the core metadata (see `sidecar`)
+//! ```
+
+use asset_catalog_proto::Sha256Hex;
+
+/// Prefix of metadata sidecar objects.
+pub const SIDECAR_PREFIX: &str = "meta";
+/// Longest extension kept in a key.
+pub const MAX_EXT_LEN: usize = 16;
+
+/// The extension to use in the object key for a file called `name`, if any:
+/// the part after the last dot, lower-cased, when it is 1..=16 chars of `[a-z0-9]`
+/// and the name has something before the dot (`.bashrc` has no extension).
+pub fn extension_of(name: &str) -> Option<String> {
+    let (stem, ext) = name.rsplit_once('.')?;
+    if stem.is_empty() || ext.is_empty() || ext.len() > MAX_EXT_LEN {
+        return None;
+    }
+    let ext = ext.to_ascii_lowercase();
+    ext.bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        .then_some(ext)
+}
+
+/// `<sha256>` or `<sha256>.<ext>`.
+pub fn data_key(sha: &Sha256Hex, ext: Option<&str>) -> String {
+    match ext {
+        Some(ext) => format!("{sha}.{ext}"),
+        None => sha.to_string(),
+    }
+}
+
+/// `meta/<sha256>.json`.
+pub fn sidecar_key(sha: &Sha256Hex) -> String {
+    format!("{SIDECAR_PREFIX}/{sha}.json")
+}
+
+/// What a key in the bucket is, for `reindex`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Content object for this hash.
+    Data(Sha256Hex),
+    /// Sidecar for this hash.
+    Sidecar(Sha256Hex),
+    /// Something this server did not write.
+    Foreign,
+}
+
+/// Classify a key listed from the bucket.
+pub fn classify(key: &str) -> KeyKind {
+    if let Some(rest) = key
+        .strip_prefix(SIDECAR_PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        return match rest.strip_suffix(".json").map(str::parse::<Sha256Hex>) {
+            Some(Ok(sha)) if rest.len() == 64 + 5 && rest.starts_with(sha.as_str()) => {
+                KeyKind::Sidecar(sha)
+            }
+            _ => KeyKind::Foreign,
+        };
+    }
+    let (hash, ext) = match key.split_once('.') {
+        Some((hash, ext)) => (hash, Some(ext)),
+        None => (key, None),
+    };
+    let ext_ok = ext.is_none_or(|e| {
+        !e.is_empty()
+            && e.len() <= MAX_EXT_LEN
+            && e.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    });
+    match hash.parse::<Sha256Hex>() {
+        Ok(sha) if ext_ok && sha.as_str() == hash => KeyKind::Data(sha),
+        _ => KeyKind::Foreign,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha() -> Sha256Hex {
+        Sha256Hex::from_digest([0xab; 32])
+    }
+
+    #[test]
+    fn extensions_are_sanitised() {
+        assert_eq!(extension_of("photo.JPG").as_deref(), Some("jpg"));
+        assert_eq!(extension_of("archive.tar.gz").as_deref(), Some("gz"));
+        assert_eq!(extension_of(".bashrc"), None);
+        assert_eq!(extension_of("noext"), None);
+        assert_eq!(extension_of("x."), None);
+        assert_eq!(extension_of("../../etc/passwd"), None);
+        assert_eq!(extension_of("a./../../x"), None);
+        assert_eq!(extension_of("evil.p/hp"), None);
+        assert_eq!(extension_of("a.b\0c"), None);
+        assert_eq!(extension_of("a.ünï"), None);
+        assert_eq!(extension_of("a.abcdefghijklmnopq"), None);
+        assert_eq!(
+            extension_of("a.abcdefghijklmnop").as_deref(),
+            Some("abcdefghijklmnop")
+        );
+    }
+
+    #[test]
+    fn keys_round_trip_through_classify() {
+        let s = sha();
+        assert_eq!(
+            classify(&data_key(&s, Some("png"))),
+            KeyKind::Data(s.clone())
+        );
+        assert_eq!(classify(&data_key(&s, None)), KeyKind::Data(s.clone()));
+        assert_eq!(classify(&sidecar_key(&s)), KeyKind::Sidecar(s.clone()));
+        assert_eq!(classify("meta/nothex.json"), KeyKind::Foreign);
+        assert_eq!(classify(&s.as_str().to_uppercase()), KeyKind::Foreign);
+        assert_eq!(classify(&format!("{s}.PNG")), KeyKind::Foreign);
+        assert_eq!(classify("other/file"), KeyKind::Foreign);
+    }
+}

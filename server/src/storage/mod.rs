@@ -1,0 +1,248 @@
+//! Object storage behind `object_store`: one [`Storage`] over an
+//! `Arc<dyn ObjectStore>` chosen by URL (`file://`, `memory://`, `s3://`).
+//! It promises: objects become visible only complete (single PUT, or a
+//! multipart upload that is completed), errors are classified once
+//! ([`StorageError`]), and reads stream in bounded chunks.
+
+mod error;
+pub mod keys;
+mod multipart;
+mod open;
+mod read;
+pub mod sidecar;
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use asset_catalog_proto::Sha256Hex;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    Attribute, Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload,
+};
+
+pub use error::StorageError;
+pub use multipart::MultipartWriter;
+pub use sidecar::{Sidecar, SidecarSighting};
+
+/// Which kind of backend a [`Storage`] talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// Local directory (the embedded default).
+    File(PathBuf),
+    /// In-process memory (tests).
+    Memory,
+    /// S3-compatible service.
+    S3 { bucket: String },
+}
+
+/// The bucket, as the rest of the server sees it.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    backend: Backend,
+    part_size: usize,
+}
+
+/// A (possibly partial) object being read.
+pub struct ObjectBody {
+    /// Full size of the object.
+    pub size: u64,
+    /// The byte range this body carries.
+    pub range: Range<u64>,
+    pub stream: BoxStream<'static, Result<Bytes, StorageError>>,
+}
+
+impl std::fmt::Debug for ObjectBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectBody")
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage {
+    /// Open the storage the configuration names. Does not contact it.
+    pub fn open(config: &crate::Config) -> Result<Self, StorageError> {
+        let (store, backend) = open::open(config)?;
+        Ok(Self::from_store(
+            store,
+            backend,
+            config.storage.part_size_bytes,
+        ))
+    }
+
+    /// Wrap an existing store (tests keep a handle to inspect it).
+    pub fn from_store(store: Arc<dyn ObjectStore>, backend: Backend, part_size: u64) -> Self {
+        let part_size = usize::try_from(part_size).unwrap_or(usize::MAX);
+        Self {
+            store,
+            backend,
+            part_size,
+        }
+    }
+
+    /// The underlying store (for tools and tests).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Multipart part size in bytes.
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    /// One line for logs and `STATUS=`.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::File(dir) => format!("file://{}", dir.display()),
+            Backend::Memory => "memory://".into(),
+            Backend::S3 { bucket } => format!("s3://{bucket}"),
+        }
+    }
+
+    /// Attributes to send with content objects, where the backend supports them.
+    fn attributes(&self, content_type: &str) -> Attributes {
+        let mut attributes = Attributes::new();
+        if !matches!(self.backend, Backend::File(_)) {
+            attributes.insert(Attribute::ContentType, content_type.to_string().into());
+        }
+        attributes
+    }
+
+    /// Store a complete object with a single PUT.
+    pub async fn put(
+        &self,
+        key: &str,
+        chunks: Vec<Bytes>,
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        let options = PutOptions {
+            attributes: self.attributes(content_type),
+            ..PutOptions::default()
+        };
+        let payload: PutPayload = chunks.into_iter().collect();
+        self.store
+            .put_opts(&ObjectPath::from(key), payload, options)
+            .await
+            .map(drop)
+            .map_err(|e| StorageError::classify(key, e))
+    }
+
+    /// Start a multipart upload to `key`; nothing is visible until `finish`.
+    pub async fn start_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<MultipartWriter, StorageError> {
+        let options = PutMultipartOptions {
+            attributes: self.attributes(content_type),
+            ..PutMultipartOptions::default()
+        };
+        let upload = self
+            .store
+            .put_multipart_opts(&ObjectPath::from(key), options)
+            .await
+            .map_err(|e| StorageError::classify(key, e))?;
+        Ok(MultipartWriter::new(key, upload, self.part_size))
+    }
+
+    /// Read `key`, all of it or `range` (end exclusive).
+    pub async fn get(
+        &self,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ObjectBody, StorageError> {
+        let options = GetOptions {
+            range: range.map(GetRange::Bounded),
+            ..GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&ObjectPath::from(key), options)
+            .await
+            .map_err(|e| StorageError::classify(key, e))?;
+        Ok(read::into_body(key, result))
+    }
+
+    /// Metadata of `key`.
+    pub async fn head(&self, key: &str) -> Result<ObjectMeta, StorageError> {
+        self.store
+            .head(&ObjectPath::from(key))
+            .await
+            .map_err(|e| StorageError::classify(key, e))
+    }
+
+    /// Delete `key`; deleting what is not there succeeds.
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StorageError::classify(key, e)),
+        }
+    }
+
+    /// Write the sidecar of an asset.
+    pub async fn put_sidecar(&self, sidecar: &Sidecar) -> Result<(), StorageError> {
+        let key = keys::sidecar_key(&sidecar.sha256);
+        let json = serde_json::to_vec(sidecar).map_err(|e| StorageError::BadSidecar {
+            key: key.clone(),
+            message: e.to_string(),
+        })?;
+        self.put(&key, vec![Bytes::from(json)], "application/json")
+            .await
+    }
+
+    /// Read the sidecar of `sha`, `None` when there is none.
+    pub async fn get_sidecar(&self, sha: &Sha256Hex) -> Result<Option<Sidecar>, StorageError> {
+        let key = keys::sidecar_key(sha);
+        let body = match self.store.get(&ObjectPath::from(key.as_str())).await {
+            Ok(result) => result.bytes().await,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => Err(e),
+        }
+        .map_err(|e| StorageError::classify(&key, e))?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| StorageError::BadSidecar {
+                key,
+                message: e.to_string(),
+            })
+    }
+
+    /// Every object in the bucket (under the configured prefix).
+    pub fn list(&self) -> BoxStream<'static, Result<ObjectMeta, StorageError>> {
+        self.store
+            .list(None)
+            .map(|r| r.map_err(|e| StorageError::classify("(list)", e)))
+            .boxed()
+    }
+
+    /// Cheap liveness check: one HEAD of a key that need not exist.
+    pub async fn probe(&self) -> Result<(), StorageError> {
+        if let Backend::File(dir) = &self.backend {
+            let meta = tokio::fs::metadata(dir)
+                .await
+                .map_err(|e| StorageError::Unavailable(format!("{}: {e}", dir.display())))?;
+            if !meta.is_dir() {
+                return Err(StorageError::Unavailable(format!(
+                    "{} is not a directory",
+                    dir.display()
+                )));
+            }
+        }
+        match self.head(".probe/readyz").await {
+            Ok(_) | Err(StorageError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

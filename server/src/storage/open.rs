@@ -1,0 +1,98 @@
+//! Building the `object_store` the configuration's URL names:
+//! `file:///DIR` (created if missing, fsync on write), `memory://`, or
+//! `s3://BUCKET[/PREFIX]` with endpoint, region, path style and credentials.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::prefix::PrefixStore;
+use object_store::{ClientOptions, ObjectStore, RetryConfig};
+
+use super::{Backend, StorageError};
+use crate::Config;
+
+/// Region used when an s3:// configuration names none.
+const DEFAULT_REGION: &str = "us-east-1";
+
+pub(super) fn open(config: &Config) -> Result<(Arc<dyn ObjectStore>, Backend), StorageError> {
+    let url = config.storage_url();
+    match url.split_once("://") {
+        Some(("file", dir)) => open_file(PathBuf::from(dir)),
+        Some(("memory", _)) => Ok((Arc::new(InMemory::new()), Backend::Memory)),
+        Some(("s3", rest)) => open_s3(config, rest),
+        _ => Err(StorageError::Config(format!(
+            "unsupported storage URL {url:?}"
+        ))),
+    }
+}
+
+fn open_file(dir: PathBuf) -> Result<(Arc<dyn ObjectStore>, Backend), StorageError> {
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        StorageError::Config(format!(
+            "cannot create storage directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    // fsync: an object the index points at must survive a power loss.
+    let store = LocalFileSystem::new_with_prefix(&dir)
+        .map_err(|e| StorageError::Config(format!("storage directory {}: {e}", dir.display())))?
+        .with_fsync(true);
+    Ok((Arc::new(store), Backend::File(dir)))
+}
+
+fn open_s3(config: &Config, rest: &str) -> Result<(Arc<dyn ObjectStore>, Backend), StorageError> {
+    let storage = &config.storage;
+    let (bucket, prefix) = match rest.split_once('/') {
+        Some((bucket, prefix)) => (bucket, prefix.trim_matches('/')),
+        None => (rest, ""),
+    };
+    let secret = config
+        .s3_secret()
+        .map_err(|e| StorageError::Config(e.to_string()))?
+        .ok_or_else(|| StorageError::Config("no S3 secret access key configured".into()))?;
+    let access_key = storage
+        .access_key_id
+        .clone()
+        .ok_or_else(|| StorageError::Config("storage.access_key_id is not set".into()))?;
+    // Fail fast enough for a client to retry, rather than object_store's 3 minutes.
+    let retry = RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(30),
+        ..RetryConfig::default()
+    };
+    let client = ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(120));
+    let mut builder = AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(storage.region.as_deref().unwrap_or(DEFAULT_REGION))
+        .with_virtual_hosted_style_request(!storage.path_style)
+        .with_allow_http(storage.allow_http)
+        .with_access_key_id(access_key)
+        .with_secret_access_key(secret.expose())
+        .with_retry(retry)
+        .with_client_options(client);
+    if let Some(endpoint) = &storage.endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    let s3 = builder
+        .build()
+        .map_err(|e| StorageError::Config(format!("s3://{bucket}: {e}")))?;
+    let backend = Backend::S3 {
+        bucket: if prefix.is_empty() {
+            bucket.to_string()
+        } else {
+            format!("{bucket}/{prefix}")
+        },
+    };
+    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+        Arc::new(s3)
+    } else {
+        Arc::new(PrefixStore::new(s3, prefix))
+    };
+    Ok((store, backend))
+}
