@@ -22,7 +22,7 @@ die() { printf 'build-deb: %s\n' "$*" >&2; exit 1; }
 command -v cargo >/dev/null || die "cargo is required (https://rustup.rs)"
 
 say "release binaries"
-cargo build --release --locked --workspace --bins
+cargo build --release --locked -p asset-catalog-server -p asset-watcher --bins
 
 target_dir=$(cargo metadata --format-version 1 --no-deps --locked |
   sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
