@@ -1,0 +1,288 @@
+//! The watcher's configuration: built-in defaults → TOML file
+//! (`$XDG_CONFIG_HOME/asset-watcher/config.toml`) → `ASSET_WATCHER__KEY`
+//! environment variables. Parsing is strict (`deny_unknown_fields`, errors
+//! name file, line and key); `validate` then reports every problem at once
+//! and yields the resolved [`Settings`] the rest of the program uses.
+
+mod settings;
+mod template;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use settings::{
+    Environment, Root, Settings, TOKEN_CREDENTIAL, default_client_id, expand_tilde, valid_client_id,
+};
+pub use template::{InitError, InitOptions, render_template, write_new_config};
+
+/// Prefix of environment overrides: `ASSET_WATCHER__SERVER=...`.
+pub const ENV_PREFIX: &str = "ASSET_WATCHER__";
+
+/// Patterns ignored unless the config sets `ignore`: partial downloads,
+/// editor swap/backup/lock files, office lock files, VCS metadata.
+pub const DEFAULT_IGNORE: &[&str] = &[
+    "*.part",
+    "*.partial",
+    "*.tmp",
+    "*.temp",
+    "*.crdownload",
+    "*.download",
+    ".*.swp",
+    ".*.swx",
+    "*~",
+    ".#*",
+    "~$*",
+    ".~lock.*#",
+    ".DS_Store",
+    ".git/",
+    ".hg/",
+    ".svn/",
+    ".Trash-*/",
+];
+
+/// A secret (the bearer token) whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// The config file as written; every key optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default = "default_server")]
+    pub server: String,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub watch: Vec<String>,
+    #[serde(default = "default_ignore")]
+    pub ignore: Vec<String>,
+    #[serde(default = "default_quiet_period_ms")]
+    pub quiet_period_ms: u64,
+    #[serde(default = "default_upload_concurrency")]
+    pub upload_concurrency: usize,
+    #[serde(default = "default_hash_workers")]
+    pub hash_workers: usize,
+    #[serde(default = "default_rescan_interval_secs")]
+    pub rescan_interval_secs: u64,
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+}
+
+pub fn default_server() -> String {
+    "http://127.0.0.1:8000".to_owned()
+}
+fn default_ignore() -> Vec<String> {
+    DEFAULT_IGNORE.iter().map(|s| (*s).to_owned()).collect()
+}
+fn default_quiet_period_ms() -> u64 {
+    500
+}
+fn default_upload_concurrency() -> usize {
+    4
+}
+/// One hash worker per CPU.
+pub fn default_hash_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+fn default_rescan_interval_secs() -> u64 {
+    3600
+}
+fn default_connect_timeout_secs() -> u64 {
+    10
+}
+fn default_request_timeout_secs() -> u64 {
+    60
+}
+
+impl Default for FileConfig {
+    fn default() -> Self {
+        Self::from_table(toml::Table::new()).expect("the empty config is valid")
+    }
+}
+
+/// The config could not be read or parsed, or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("environment variable {key}: {message}")]
+    Env { key: String, message: String },
+    #[error("{}", format_problems(.source_name, .problems))]
+    Invalid {
+        source_name: String,
+        problems: Vec<String>,
+    },
+}
+
+fn format_problems(source: &str, problems: &[String]) -> String {
+    let mut s = format!("{source} has {} problem(s):", problems.len());
+    for p in problems {
+        s.push_str("\n  - ");
+        s.push_str(p);
+    }
+    s
+}
+
+/// A parsed config and where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: FileConfig,
+    /// The file that was read; `None` when there was no config file.
+    pub file: Option<PathBuf>,
+}
+
+impl FileConfig {
+    fn from_table(table: toml::Table) -> Result<Self, toml::de::Error> {
+        table.try_into()
+    }
+
+    /// Read `path` (a missing file means "all defaults") and apply the
+    /// `ASSET_WATCHER__*` variables from `env`.
+    pub fn load(path: &Path, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
+        let (mut table, file) = match std::fs::read_to_string(path) {
+            Ok(text) => (parse_file(path, &text)?, Some(path.to_path_buf())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml::Table::new(), None),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        let mut env_keys = Vec::new();
+        for (key, value) in env {
+            let Some(name) = key.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            table.insert(name.clone(), env_value(&name, value));
+            env_keys.push(key.clone());
+        }
+        let config = Self::from_table(table).map_err(|e| ConfigError::Env {
+            key: env_keys.join(", "),
+            message: e.message().to_owned(),
+        })?;
+        Ok(Loaded { config, file })
+    }
+}
+
+/// Parse the file text strictly so that errors carry line and column.
+fn parse_file(path: &Path, text: &str) -> Result<toml::Table, ConfigError> {
+    let err = |e: toml::de::Error| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_owned(),
+    };
+    toml::from_str::<FileConfig>(text).map_err(err)?;
+    text.parse::<toml::Table>().map_err(err)
+}
+
+/// An environment value is TOML when it parses as such (`["a", "b"]`, `8`),
+/// else a plain string; a string for a list key becomes a one-item list.
+fn env_value(key: &str, raw: &str) -> toml::Value {
+    let parsed = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    let value = parsed.unwrap_or_else(|| toml::Value::String(raw.to_owned()));
+    match (key, value) {
+        ("watch" | "ignore", toml::Value::String(s)) => {
+            toml::Value::Array(vec![toml::Value::String(s)])
+        }
+        (_, v) => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("config.toml");
+        std::fs::write(&p, text).expect("write config");
+        p
+    }
+
+    #[test]
+    fn missing_file_means_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let l = FileConfig::load(&dir.path().join("none.toml"), &[]).expect("load");
+        assert!(l.file.is_none());
+        assert_eq!(l.config.server, "http://127.0.0.1:8000");
+        assert_eq!(l.config.quiet_period_ms, 500);
+        assert!(l.config.ignore.iter().any(|p| p == "*.part"));
+    }
+
+    #[test]
+    fn unknown_key_is_reported_with_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = write(dir.path(), "server = \"http://x:1\"\n\nwatchh = [\"/a\"]\n");
+        let e = FileConfig::load(&p, &[]).expect_err("unknown key");
+        let msg = e.to_string();
+        assert!(msg.contains("line 3"), "{msg}");
+        assert!(msg.contains("watchh"), "{msg}");
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = write(dir.path(), "server = \"http://file:1\"\nwatch = [\"/a\"]\n");
+        let env = vec![
+            ("ASSET_WATCHER__SERVER".into(), "http://env:2".into()),
+            ("ASSET_WATCHER__WATCH".into(), "/b".into()),
+            ("ASSET_WATCHER__UPLOAD_CONCURRENCY".into(), "8".into()),
+            ("UNRELATED".into(), "x".into()),
+        ];
+        let l = FileConfig::load(&p, &env).expect("load");
+        assert_eq!(l.config.server, "http://env:2");
+        assert_eq!(l.config.watch, vec!["/b".to_owned()]);
+        assert_eq!(l.config.upload_concurrency, 8);
+        let env = vec![("ASSET_WATCHER__WATCH".into(), "[\"/c\", \"/d\"]".into())];
+        let l = FileConfig::load(&p, &env).expect("load");
+        assert_eq!(l.config.watch, vec!["/c".to_owned(), "/d".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_env_key_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let env = vec![("ASSET_WATCHER__NOPE".into(), "1".into())];
+        let e = FileConfig::load(&dir.path().join("c.toml"), &env).expect_err("unknown");
+        assert!(e.to_string().contains("ASSET_WATCHER__NOPE"), "{e}");
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,451 @@
+//! `FileConfig::validate`: checks every key, collects every problem (one
+//! line each, saying what to change) and resolves the result into
+//! [`Settings`]: absolute watch roots, the token, the ignore matcher, durations.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::{ConfigError, FileConfig, Secret};
+use crate::ignore::IgnoreSet;
+use crate::paths::Paths;
+
+/// A watched directory and the label that prefixes its files' paths on the
+/// server (`<label>/<path inside the root>`), its base name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Root {
+    pub path: PathBuf,
+    pub label: String,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: url::Url,
+    pub client_id: String,
+    pub token: Option<Secret>,
+    pub roots: Vec<Root>,
+    pub ignore: IgnoreSet,
+    pub quiet_period: Duration,
+    pub upload_concurrency: usize,
+    pub hash_workers: usize,
+    /// `None` disables the periodic rescan.
+    pub rescan_interval: Option<Duration>,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+/// What validation needs from the environment.
+#[derive(Debug, Clone)]
+pub struct Environment<'a> {
+    pub home: Option<PathBuf>,
+    pub user: Option<String>,
+    pub credentials_dir: Option<PathBuf>,
+    pub paths: &'a Paths,
+}
+
+impl<'a> Environment<'a> {
+    /// Take HOME, USER and CREDENTIALS_DIRECTORY from `env`.
+    pub fn from_vars(env: &[(String, String)], paths: &'a Paths) -> Self {
+        let get = |k: &str| env.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        Self {
+            home: get("HOME").map(PathBuf::from),
+            user: get("USER").or_else(|| get("LOGNAME")),
+            credentials_dir: get("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            paths,
+        }
+    }
+}
+
+/// Name of the systemd credential that holds the token (`LoadCredential=token:...`).
+pub const TOKEN_CREDENTIAL: &str = "asset-watcher-token";
+
+impl FileConfig {
+    /// Check everything; `source_name` names the config in the error.
+    pub fn validate(
+        &self,
+        source_name: &str,
+        env: &Environment<'_>,
+    ) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+        let server = check_server(&self.server, &mut problems);
+        let client_id = match &self.client_id {
+            Some(id) => {
+                if !valid_client_id(id) {
+                    problems.push(format!(
+                        "client_id {id:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ -"
+                    ));
+                }
+                id.clone()
+            }
+            None => default_client_id(env.user.as_deref()),
+        };
+        let token = self.resolve_token(env, &mut problems);
+        let roots = self.check_roots(env, &mut problems);
+        let ignore = IgnoreSet::new(&self.ignore).unwrap_or_else(|errs| {
+            problems.extend(errs);
+            IgnoreSet::empty()
+        });
+        check_range(
+            "quiet_period_ms",
+            self.quiet_period_ms,
+            0,
+            600_000,
+            &mut problems,
+        );
+        check_range(
+            "upload_concurrency",
+            self.upload_concurrency as u64,
+            1,
+            64,
+            &mut problems,
+        );
+        check_range(
+            "hash_workers",
+            self.hash_workers as u64,
+            1,
+            256,
+            &mut problems,
+        );
+        check_range(
+            "connect_timeout_secs",
+            self.connect_timeout_secs,
+            1,
+            3600,
+            &mut problems,
+        );
+        check_range(
+            "request_timeout_secs",
+            self.request_timeout_secs,
+            1,
+            86_400,
+            &mut problems,
+        );
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems,
+            });
+        }
+        Ok(Settings {
+            server: server.expect("no problems means the URL parsed"),
+            client_id,
+            token,
+            roots,
+            ignore,
+            quiet_period: Duration::from_millis(self.quiet_period_ms),
+            upload_concurrency: self.upload_concurrency,
+            hash_workers: self.hash_workers,
+            rescan_interval: (self.rescan_interval_secs > 0)
+                .then(|| Duration::from_secs(self.rescan_interval_secs)),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+        })
+    }
+
+    fn resolve_token(&self, env: &Environment<'_>, problems: &mut Vec<String>) -> Option<Secret> {
+        let value = match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => {
+                problems.push("token and token_file are both set: keep only token_file".into());
+                return None;
+            }
+            (Some(t), None) => t.expose().to_owned(),
+            (None, Some(f)) => read_token_file(&expand_tilde(f, env.home.as_deref()), problems)?,
+            (None, None) => {
+                let cred = env.credentials_dir.as_ref()?.join(TOKEN_CREDENTIAL);
+                if !cred.exists() {
+                    return None;
+                }
+                read_token_file(&cred, problems)?
+            }
+        };
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            problems.push("token: must be non-empty visible ASCII without spaces".into());
+            return None;
+        }
+        Some(Secret::new(value))
+    }
+
+    fn check_roots(&self, env: &Environment<'_>, problems: &mut Vec<String>) -> Vec<Root> {
+        let mut roots: Vec<Root> = Vec::new();
+        for raw in &self.watch {
+            let path = normalize(&expand_tilde(Path::new(raw), env.home.as_deref()));
+            if !path.is_absolute() {
+                problems.push(format!(
+                    "watch {raw:?}: use an absolute path or one starting with ~/"
+                ));
+                continue;
+            }
+            if path == Path::new("/") {
+                problems
+                    .push("watch \"/\": watching the whole file system is not supported".into());
+                continue;
+            }
+            for own in [&env.paths.state_dir, &env.paths.cache_dir] {
+                if own.starts_with(&path) {
+                    problems.push(format!(
+                        "watch {raw:?} contains {} where the watcher keeps its own files; \
+                         watch subdirectories instead or move XDG_STATE_HOME/XDG_CACHE_HOME",
+                        own.display()
+                    ));
+                }
+            }
+            if let Some(other) = roots
+                .iter()
+                .find(|r| r.path.starts_with(&path) || path.starts_with(&r.path))
+            {
+                problems.push(format!(
+                    "watch {raw:?} overlaps {}: list each directory tree once",
+                    other.path.display()
+                ));
+                continue;
+            }
+            let label = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if roots.iter().any(|r| r.label == label) {
+                problems.push(format!(
+                    "watch {raw:?}: another watched directory is also named {label:?}; \
+                     the server tells files apart by this name, so rename or drop one"
+                ));
+                continue;
+            }
+            roots.push(Root { path, label });
+        }
+        roots
+    }
+}
+
+fn check_server(raw: &str, problems: &mut Vec<String>) -> Option<url::Url> {
+    match url::Url::parse(raw) {
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => Some(u),
+        Ok(u) if u.scheme() == "https" => {
+            problems.push(format!(
+                "server {raw:?}: this build speaks plain http only; \
+                 use http:// (e.g. through a local TLS-terminating proxy)"
+            ));
+            Some(u)
+        }
+        Ok(_) => {
+            problems.push(format!(
+                "server {raw:?}: use an http:// URL with a host, e.g. http://127.0.0.1:8000"
+            ));
+            None
+        }
+        Err(e) => {
+            problems.push(format!(
+                "server {raw:?}: not a URL ({e}); e.g. http://127.0.0.1:8000"
+            ));
+            None
+        }
+    }
+}
+
+fn check_range(key: &str, value: u64, min: u64, max: u64, problems: &mut Vec<String>) {
+    if !(min..=max).contains(&value) {
+        problems.push(format!("{key} = {value}: use a value from {min} to {max}"));
+    }
+}
+
+/// Read a token file, refusing one that others can read.
+fn read_token_file(path: &Path, problems: &mut Vec<String>) -> Option<String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(format!(
+                "token_file {}: cannot read it ({e})",
+                path.display()
+            ));
+            return None;
+        }
+    };
+    if meta.mode() & 0o077 != 0 {
+        problems.push(format!(
+            "token_file {}: readable by other users; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+        return None;
+    }
+    match std::fs::read_to_string(path) {
+        Ok(s) => Some(s.trim().to_owned()),
+        Err(e) => {
+            problems.push(format!(
+                "token_file {}: cannot read it ({e})",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+/// `[A-Za-z0-9._-]{1,64}`, the server's rule for `x-asset-client`.
+pub fn valid_client_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// `<hostname>-<user>`, with anything outside `[A-Za-z0-9._-]` replaced by `-`.
+pub fn default_client_id(user: Option<&str>) -> String {
+    let host = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    let user = user
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("uid{}", rustix::process::getuid().as_raw()));
+    sanitize_client_id(&format!("{host}-{user}"))
+}
+
+fn sanitize_client_id(raw: &str) -> String {
+    let mut id: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    if id.is_empty() {
+        id.push_str("asset-watcher");
+    }
+    id
+}
+
+/// `~` and `~/x` become paths in `home`; anything else is unchanged.
+pub fn expand_tilde(path: &Path, home: Option<&Path>) -> PathBuf {
+    match (path.strip_prefix("~"), home) {
+        (Ok(rest), Some(home)) => home.join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// Lexically drop `.` and resolve `..` (no symlinks are followed).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(dir: &Path) -> Paths {
+        Paths {
+            config_file: dir.join("cfg/config.toml"),
+            state_dir: dir.join("state/asset-watcher"),
+            cache_dir: dir.join("cache/asset-watcher"),
+        }
+    }
+
+    fn env<'a>(p: &'a Paths, home: &Path) -> Environment<'a> {
+        Environment {
+            home: Some(home.to_path_buf()),
+            user: Some("alice".into()),
+            credentials_dir: None,
+            paths: p,
+        }
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = paths(dir.path());
+        let s = FileConfig::default()
+            .validate("defaults", &env(&p, dir.path()))
+            .expect("valid");
+        assert_eq!(s.server.as_str(), "http://127.0.0.1:8000/");
+        assert!(s.client_id.ends_with("-alice"), "{}", s.client_id);
+        assert!(s.roots.is_empty());
+        assert!(s.token.is_none());
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = paths(dir.path());
+        let cfg = FileConfig {
+            server: "ftp://x".into(),
+            client_id: Some("bad id!".into()),
+            watch: vec![
+                "relative".into(),
+                "~/a".into(),
+                "~/a/b".into(),
+                dir.path().display().to_string(),
+            ],
+            ignore: vec!["[".into()],
+            upload_concurrency: 0,
+            ..FileConfig::default()
+        };
+        let e = cfg
+            .validate("test.toml", &env(&p, dir.path()))
+            .expect_err("invalid");
+        let ConfigError::Invalid { problems, .. } = &e else {
+            panic!("unexpected {e}");
+        };
+        assert_eq!(problems.len(), 9, "{e}");
+        assert!(
+            e.to_string().starts_with("test.toml has 9 problem(s):"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn roots_are_expanded_and_labelled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = paths(dir.path());
+        let cfg = FileConfig {
+            watch: vec!["~/Pictures/".into(), "/srv/./media/../music".into()],
+            ..FileConfig::default()
+        };
+        let s = cfg
+            .validate("t", &env(&p, Path::new("/home/alice")))
+            .expect("valid");
+        assert_eq!(s.roots[0].path, Path::new("/home/alice/Pictures"));
+        assert_eq!(s.roots[0].label, "Pictures");
+        assert_eq!(s.roots[1].path, Path::new("/srv/music"));
+    }
+
+    #[test]
+    fn token_file_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = paths(dir.path());
+        let f = dir.path().join("token");
+        std::fs::write(&f, "s3cret\n").expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let cfg = FileConfig {
+            token_file: Some(f.clone()),
+            ..FileConfig::default()
+        };
+        let e = cfg
+            .validate("t", &env(&p, dir.path()))
+            .expect_err("world readable");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let s = cfg.validate("t", &env(&p, dir.path())).expect("private");
+        assert_eq!(s.token.as_ref().map(Secret::expose), Some("s3cret"));
+    }
+
+    #[test]
+    fn client_ids_are_sanitised() {
+        assert_eq!(sanitize_client_id("my host-bob@x"), "my-host-bob-x");
+        assert!(valid_client_id(&sanitize_client_id(&"x".repeat(100))));
+        assert!(!valid_client_id(""));
+    }
+}

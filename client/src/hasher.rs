@@ -1,0 +1,161 @@
+//! SHA-256 of files on a bounded pool of blocking threads. `sha2` picks the
+//! CPU's SHA extensions (SHA-NI / ARMv8 SHA2) at run time. Files are opened
+//! read-only without following symlinks and read in fixed chunks, so memory
+//! stays flat whatever the size; a file that changes while being read is
+//! reported as changed rather than given a hash it never had.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use asset_catalog_proto::Sha256Hex;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::error::TransferError;
+use crate::state::FileStat;
+
+/// Read size for hashing and for upload bodies.
+pub const CHUNK: usize = 256 * 1024;
+
+/// A file's hash and the stat it had while being hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hashed {
+    pub sha256: Sha256Hex,
+    pub stat: FileStat,
+}
+
+/// The hashing pool.
+#[derive(Debug, Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+    bytes_hashed: Arc<AtomicU64>,
+}
+
+impl Hasher {
+    /// At most `workers` files are hashed at once; `bytes_hashed` counts
+    /// every byte read.
+    pub fn new(workers: usize, bytes_hashed: Arc<AtomicU64>) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(workers.max(1))),
+            bytes_hashed,
+        }
+    }
+
+    /// Hash `path` on the pool.
+    pub async fn hash(&self, path: PathBuf) -> Result<Hashed, TransferError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| TransferError::Worker)?;
+        let counter = Arc::clone(&self.bytes_hashed);
+        tokio::task::spawn_blocking(move || hash_file(&path, &counter))
+            .await
+            .map_err(|_| TransferError::Worker)?
+    }
+}
+
+/// Open a file to read its content: read-only, no symlinks, no blocking on
+/// FIFOs, and it must be a regular file.
+pub fn open_regular(path: &Path) -> Result<(File, FileStat), TransferError> {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+        .map_err(|e| match rustix::io::Errno::from_io_error(&e) {
+            // A symlink now sits at the path: not a file we upload.
+            Some(rustix::io::Errno::LOOP) => TransferError::Io(std::io::ErrorKind::NotFound.into()),
+            _ => TransferError::Io(e),
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(TransferError::Io(std::io::ErrorKind::NotFound.into()));
+    }
+    Ok((file, FileStat::from_metadata(&meta)))
+}
+
+/// Hash the file at `path`, adding the bytes read to `counter`.
+pub fn hash_file(path: &Path, counter: &AtomicU64) -> Result<Hashed, TransferError> {
+    let (mut file, before) = open_regular(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    let after = FileStat::from_metadata(&file.metadata()?);
+    if after != before || total != before.size {
+        return Err(TransferError::Changed);
+    }
+    Ok(Hashed {
+        sha256: Sha256Hex::from_digest(hasher.finalize().into()),
+        stat: after,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_and_counts_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").expect("write");
+        let counter = Arc::new(AtomicU64::new(0));
+        let h = Hasher::new(2, Arc::clone(&counter))
+            .hash(p)
+            .await
+            .expect("hash");
+        assert_eq!(
+            h.sha256.as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(h.stat.size, 3);
+        assert_eq!(counter.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn large_files_hash_in_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("big");
+        let data = vec![7u8; CHUNK * 3 + 17];
+        std::fs::write(&p, &data).expect("write");
+        let h = hash_file(&p, &AtomicU64::new(0)).expect("hash");
+        assert_eq!(
+            h.sha256,
+            Sha256Hex::from_digest(Sha256::digest(&data).into())
+        );
+    }
+
+    #[test]
+    fn symlinks_dirs_and_missing_files_are_not_hashed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("t");
+        std::fs::write(&target, b"x").expect("write");
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let c = AtomicU64::new(0);
+        for p in [link, dir.path().to_path_buf(), dir.path().join("missing")] {
+            let e = hash_file(&p, &c).expect_err("not a regular file");
+            assert_eq!(
+                e.disposition(),
+                crate::error::Disposition::Vanished,
+                "{p:?}: {e}"
+            );
+        }
+    }
+}

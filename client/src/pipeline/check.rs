@@ -1,0 +1,97 @@
+//! Batches "does the server have this hash?" questions from many jobs into
+//! `POST /v1/assets/check` requests of up to `MAX_CHECK_BATCH` hashes: a
+//! batch leaves when it is full or when no new question came for a moment.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use asset_catalog_proto::{MAX_CHECK_BATCH, Sha256Hex};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::error::TransferError;
+use crate::upload::ApiClient;
+
+type Reply = oneshot::Sender<Result<bool, TransferError>>;
+
+/// Handle to the batching task.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    tx: mpsc::UnboundedSender<(Sha256Hex, Reply)>,
+}
+
+impl Checker {
+    /// Start the batching task on the current local task set. `linger` is
+    /// how long a batch waits for more questions; `max` caps its size.
+    pub fn spawn(api: ApiClient, linger: Duration, max: usize) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        actix_rt::spawn(batch_loop(rx, api, linger, max.clamp(1, MAX_CHECK_BATCH)));
+        Self { tx }
+    }
+
+    /// Is `sha` missing on the server?
+    pub async fn is_missing(&self, sha: Sha256Hex) -> Result<bool, TransferError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send((sha, reply))
+            .map_err(|_| TransferError::Worker)?;
+        rx.await.map_err(|_| TransferError::Worker)?
+    }
+}
+
+async fn batch_loop(
+    mut rx: mpsc::UnboundedReceiver<(Sha256Hex, Reply)>,
+    api: ApiClient,
+    linger: Duration,
+    max: usize,
+) {
+    let in_flight = Arc::new(Semaphore::new(2));
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let mut deadline = Instant::now() + linger;
+        while batch.len() < max {
+            tokio::select! {
+                item = rx.recv() => match item {
+                    Some(item) => {
+                        batch.push(item);
+                        deadline = Instant::now() + linger;
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+            return;
+        };
+        let api = api.clone();
+        actix_rt::spawn(async move {
+            answer(&api, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn answer(api: &ApiClient, batch: Vec<(Sha256Hex, Reply)>) {
+    let mut unique: Vec<Sha256Hex> = batch.iter().map(|(h, _)| h.clone()).collect();
+    unique.sort();
+    unique.dedup();
+    tracing::debug!(
+        hashes = unique.len(),
+        "checking which hashes the server lacks"
+    );
+    match api.check(unique).await {
+        Ok(missing) => {
+            let missing: HashSet<Sha256Hex> = missing.into_iter().collect();
+            for (sha, reply) in batch {
+                let _ = reply.send(Ok(missing.contains(&sha)));
+            }
+        }
+        Err(e) => {
+            for (_, reply) in batch {
+                let _ = reply.send(Err(e.duplicate()));
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! One queued file from start to finish: hash it (unless the hash is
+//! known), ask the server whether it has the content, then either record a
+//! sighting (no bytes) or stream the bytes; identical content queued twice
+//! is sent once and the second path becomes a sighting. A file that changes
+//! underneath is hashed again, up to a limit.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use asset_catalog_proto::Sha256Hex;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::{Counters, PipelineSettings};
+use crate::config::Root;
+use crate::error::{Disposition, TransferError};
+use crate::hasher::Hasher;
+use crate::pipeline::check::Checker;
+use crate::state::{FileStat, Job, JobUpdate, State, Status, now_ms};
+use crate::upload::{ApiClient, FileMeta, file_meta};
+
+/// How many times one job re-hashes a file that keeps changing.
+const MAX_REHASH: u32 = 3;
+
+/// Everything a job needs, shared by all jobs of a pipeline.
+#[derive(Debug)]
+pub(super) struct Worker {
+    pub state: Rc<State>,
+    pub api: ApiClient,
+    pub hasher: Hasher,
+    pub checker: Checker,
+    pub roots: Vec<Root>,
+    pub upload_permits: Semaphore,
+    pub sighting_permits: Semaphore,
+    /// One lock per hash being sent, holding "the server has it now".
+    pub hash_locks: RefCell<HashMap<Sha256Hex, Rc<Mutex<bool>>>>,
+    pub counters: Rc<Counters>,
+    pub settings: PipelineSettings,
+}
+
+/// The end of one job, as reported to the scheduler.
+#[derive(Debug)]
+pub(super) struct JobDone {
+    pub id: i64,
+    pub update: JobUpdate,
+}
+
+enum Outcome {
+    Done,
+    Superseded,
+    NoRoot,
+}
+
+impl Worker {
+    /// Run `job` and record its end in the state database.
+    pub async fn process(self: Rc<Self>, mut job: Job) -> JobDone {
+        let result = self.transfer(&mut job).await;
+        let (update, error) = match result {
+            Ok(Outcome::Done) => (JobUpdate::Synced, None),
+            Ok(Outcome::Superseded) => {
+                return JobDone {
+                    id: job.id,
+                    update: JobUpdate::Drop,
+                };
+            }
+            Ok(Outcome::NoRoot) => (JobUpdate::Drop, None),
+            Err(e) => (self.update_for(&job, &e), Some(e)),
+        };
+        let recorded = self.state.finish_job(&job, &update, now_ms());
+        if let Err(e) = &recorded {
+            tracing::error!(error = %e, file.path = %job.path.display(), "cannot record the job's end");
+        }
+        if let Some(e) = &error {
+            tracing::warn!(file.path = %job.path.display(), error = %e, attempts = job.attempts + 1, ?update, "transfer failed");
+        } else if update == JobUpdate::Synced {
+            tracing::debug!(file.path = %job.path.display(), "synced");
+        }
+        JobDone { id: job.id, update }
+    }
+
+    fn update_for(&self, job: &Job, e: &TransferError) -> JobUpdate {
+        match e.disposition() {
+            Disposition::Retry | Disposition::NotOnServer | Disposition::Rehash => {
+                let delay = self
+                    .settings
+                    .backoff
+                    .delay(job.attempts + 1, rand::random::<f64>());
+                JobUpdate::Retry {
+                    error: e.to_string(),
+                    next_try_ms: now_ms()
+                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+                }
+            }
+            Disposition::Permanent => JobUpdate::Failed {
+                error: e.to_string(),
+            },
+            Disposition::Vanished => JobUpdate::Drop,
+        }
+    }
+
+    fn root_of(&self, job: &Job) -> Option<&Root> {
+        self.roots.iter().find(|r| job.path.starts_with(&r.path))
+    }
+
+    async fn transfer(&self, job: &mut Job) -> Result<Outcome, TransferError> {
+        let Some(root) = self.root_of(job) else {
+            return Ok(Outcome::NoRoot);
+        };
+        let mut rehashes = 0;
+        loop {
+            let (sha, stat) = match (&job.sha256, job.status) {
+                (Some(sha), Status::Hashed) => (sha.clone(), job.stat),
+                _ => match self.hash(job).await? {
+                    Some(known) => known,
+                    None => return Ok(Outcome::Superseded),
+                },
+            };
+            let meta = file_meta(&job.path, &root.path, &root.label, stat.mtime_ns);
+            match self.announce(job, &sha, &stat, &meta).await {
+                Err(e) if e.disposition() == Disposition::Rehash && rehashes < MAX_REHASH => {
+                    rehashes += 1;
+                    tracing::debug!(file.path = %job.path.display(), error = %e, "hashing again");
+                    job.status = Status::Pending;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Outcome::Done),
+            }
+        }
+    }
+
+    /// Hash the file and record it; `None` when the row changed meanwhile.
+    async fn hash(&self, job: &mut Job) -> Result<Option<(Sha256Hex, FileStat)>, TransferError> {
+        let h = self.hasher.hash(job.path.clone()).await?;
+        let recorded = self
+            .state
+            .record_hash(job, &h.stat, &h.sha256, now_ms())
+            .map_err(|e| TransferError::State(e.to_string()))?;
+        if !recorded {
+            return Ok(None);
+        }
+        job.stat = h.stat;
+        job.sha256 = Some(h.sha256.clone());
+        job.status = Status::Hashed;
+        Ok(Some((h.sha256, h.stat)))
+    }
+
+    /// Make the server know this content at this path.
+    async fn announce(
+        &self,
+        job: &Job,
+        sha: &Sha256Hex,
+        stat: &FileStat,
+        meta: &FileMeta,
+    ) -> Result<(), TransferError> {
+        let missing = self.checker.is_missing(sha.clone()).await?;
+        let lock = Rc::clone(self.hash_locks.borrow_mut().entry(sha.clone()).or_default());
+        let result = {
+            let mut known = lock.lock().await;
+            let r = if *known || !missing {
+                match self.sighting(sha, meta).await {
+                    Err(e) if e.disposition() == Disposition::NotOnServer => {
+                        self.put(job, sha, stat, meta).await
+                    }
+                    other => other,
+                }
+            } else {
+                self.put(job, sha, stat, meta).await
+            };
+            if r.is_ok() {
+                *known = true;
+            }
+            r
+        };
+        if Rc::strong_count(&lock) == 2 {
+            self.hash_locks.borrow_mut().remove(sha);
+        }
+        result
+    }
+
+    async fn sighting(&self, sha: &Sha256Hex, meta: &FileMeta) -> Result<(), TransferError> {
+        let _permit = self
+            .sighting_permits
+            .acquire()
+            .await
+            .map_err(|_| TransferError::Worker)?;
+        self.api.sighting(sha, meta).await?;
+        self.counters.sightings.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn put(
+        &self,
+        job: &Job,
+        sha: &Sha256Hex,
+        stat: &FileStat,
+        meta: &FileMeta,
+    ) -> Result<(), TransferError> {
+        let _permit = self
+            .upload_permits
+            .acquire()
+            .await
+            .map_err(|_| TransferError::Worker)?;
+        let res = self.api.upload(&job.path, stat, sha, meta).await?;
+        self.counters.uploads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            file.path = %job.path.display(),
+            asset.sha256 = %sha,
+            asset.size = stat.size,
+            created = res.created,
+            "uploaded"
+        );
+        Ok(())
+    }
+}

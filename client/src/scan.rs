@@ -1,0 +1,479 @@
+//! The indexer: one thread with its own state connection that walks
+//! directory trees and records what it finds (`State::observe`), so the
+//! event loop never waits on a big scan. A directory is watched before it is
+//! listed, which closes the race with files created meanwhile. Unchanged
+//! files cost one `lstat` and one indexed lookup: they are never read.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc::UnboundedSender};
+
+use crate::config::Root;
+use crate::ignore::IgnoreSet;
+use crate::state::{FileStat, Observed, State, StateError, counters, now_ms};
+use crate::watch::{WatchError, WatchRegistry};
+
+/// Files recorded per write transaction.
+const BATCH: usize = 512;
+/// Vanished rows are kept this long for rename detection.
+const KEEP_GONE: Duration = Duration::from_secs(600);
+
+/// Work for the indexer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexCmd {
+    /// Count directories against the inotify watch limit.
+    CountDirs,
+    /// Watch and scan one root completely (start, or the root reappeared).
+    ScanRoot(PathBuf),
+    /// Watch and scan every root (overflow, periodic).
+    FullRescan,
+    /// A directory appeared: watch and scan it; with `settle`, its files are
+    /// handed back (`Discovered`) to wait for their quiet period first.
+    ScanDir {
+        dir: PathBuf,
+        settle: bool,
+    },
+    /// These paths settled: record what is there now.
+    Observe(Vec<PathBuf>),
+    Vanish(PathBuf),
+    VanishUnder(PathBuf),
+}
+
+/// Counts of one walk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    pub dirs: u64,
+    pub files: u64,
+    pub queued: u64,
+    pub renamed: u64,
+    pub vanished: u64,
+    pub unwatched_dirs: u64,
+}
+
+/// What the indexer reports back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexEvent {
+    DirCount {
+        dirs: u64,
+    },
+    RootScanned {
+        root: PathBuf,
+        stats: WalkStats,
+        elapsed: Duration,
+    },
+    RootMissing(PathBuf),
+    RescanDone {
+        stats: WalkStats,
+        elapsed: Duration,
+    },
+    Discovered(Vec<PathBuf>),
+    Failed(String),
+}
+
+/// The indexer's handles, owned by its thread.
+#[derive(Debug)]
+pub struct Indexer {
+    pub state: State,
+    pub roots: Vec<Root>,
+    pub ignore: IgnoreSet,
+    pub registry: Option<WatchRegistry>,
+    pub events: UnboundedSender<IndexEvent>,
+    /// Notified whenever something was queued for upload.
+    pub work: Arc<Notify>,
+    /// Cleared when a full rescan starts (so one requested during it runs again).
+    pub rescan_pending: Arc<AtomicBool>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Indexer {
+    /// Run on a new thread until the command channel closes.
+    pub fn spawn(
+        self,
+        rx: mpsc::Receiver<IndexCmd>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("indexer".into())
+            .spawn(move || {
+                while let Ok(cmd) = rx.recv() {
+                    if let Err(e) = self.handle(cmd) {
+                        tracing::error!(error = %e, "indexer");
+                        let _ = self.events.send(IndexEvent::Failed(e.to_string()));
+                    }
+                }
+            })
+    }
+
+    fn send(&self, ev: IndexEvent) {
+        let _ = self.events.send(ev);
+    }
+
+    /// Do one command.
+    pub fn handle(&self, cmd: IndexCmd) -> Result<(), StateError> {
+        match cmd {
+            IndexCmd::CountDirs => {
+                let dirs = self.roots.iter().map(|r| self.count_dirs(&r.path)).sum();
+                self.send(IndexEvent::DirCount { dirs });
+            }
+            IndexCmd::ScanRoot(path) => {
+                let Some(root) = self.roots.iter().find(|r| r.path == path) else {
+                    return Ok(());
+                };
+                let t0 = Instant::now();
+                if let Some(stats) = self.scan_root(root)? {
+                    self.send(IndexEvent::RootScanned {
+                        root: path,
+                        stats,
+                        elapsed: t0.elapsed(),
+                    });
+                }
+            }
+            IndexCmd::FullRescan => self.full_rescan()?,
+            IndexCmd::ScanDir { dir, settle } => self.scan_dir(&dir, settle)?,
+            IndexCmd::Observe(paths) => self.observe_paths(&paths)?,
+            IndexCmd::Vanish(p) => {
+                self.state.vanish(&p, now_ms())?;
+            }
+            IndexCmd::VanishUnder(p) => {
+                self.state.vanish_under(&p, now_ms())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn root_of(&self, path: &Path) -> Option<&Root> {
+        self.roots.iter().find(|r| path.starts_with(&r.path))
+    }
+
+    fn full_rescan(&self) -> Result<(), StateError> {
+        self.rescan_pending.store(false, Ordering::SeqCst);
+        let t0 = Instant::now();
+        let started = now_ms();
+        let mut total = WalkStats::default();
+        for root in &self.roots {
+            if let Some(s) = self.scan_root(root)? {
+                total = add(total, s);
+            }
+        }
+        let keep = i64::try_from(KEEP_GONE.as_millis()).unwrap_or(i64::MAX);
+        self.state.purge_gone(started - keep)?;
+        self.send(IndexEvent::RescanDone {
+            stats: total,
+            elapsed: t0.elapsed(),
+        });
+        Ok(())
+    }
+
+    /// Watch, walk and sweep one root; `None` if it does not exist.
+    fn scan_root(&self, root: &Root) -> Result<Option<WalkStats>, StateError> {
+        if !root.path.is_dir() {
+            self.send(IndexEvent::RootMissing(root.path.clone()));
+            return Ok(None);
+        }
+        let mut seen = HashSet::new();
+        let mut stats = WalkStats::default();
+        self.walk(root, &root.path, Some(&mut seen), None, &mut stats)?;
+        if self.cancel.load(Ordering::Relaxed) {
+            return Ok(Some(stats));
+        }
+        let swept = self.state.sweep_root(&root.path, &seen, now_ms())?;
+        stats.vanished += swept.vanished as u64;
+        self.state.set_counter(counters::LAST_SCAN_MS, now_ms())?;
+        tracing::info!(
+            root = %root.path.display(), dirs = stats.dirs, files = stats.files, queued = stats.queued,
+            renamed = stats.renamed, vanished = stats.vanished, "scanned"
+        );
+        Ok(Some(stats))
+    }
+
+    fn scan_dir(&self, dir: &Path, settle: bool) -> Result<(), StateError> {
+        let Some(root) = self.root_of(dir) else {
+            return Ok(());
+        };
+        let mut stats = WalkStats::default();
+        if settle {
+            let mut found = Vec::new();
+            self.walk(root, dir, None, Some(&mut found), &mut stats)?;
+            if !found.is_empty() {
+                self.send(IndexEvent::Discovered(found));
+            }
+        } else {
+            self.walk(root, dir, None, None, &mut stats)?;
+        }
+        tracing::debug!(dir = %dir.display(), dirs = stats.dirs, files = stats.files, "new directory scanned");
+        Ok(())
+    }
+
+    /// Depth-first walk from `start`: watch each directory, then list it.
+    /// Files are recorded (adding their ids to `seen`) or, with `collect`,
+    /// only collected.
+    fn walk(
+        &self,
+        root: &Root,
+        start: &Path,
+        mut seen: Option<&mut HashSet<i64>>,
+        mut collect: Option<&mut Vec<PathBuf>>,
+        stats: &mut WalkStats,
+    ) -> Result<(), StateError> {
+        let mut stack = vec![start.to_path_buf()];
+        let mut batch: Vec<(PathBuf, FileStat)> = Vec::with_capacity(BATCH);
+        while let Some(dir) = stack.pop() {
+            if self.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            self.watch(&dir, stats);
+            stats.dirs += 1;
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory");
+                    continue;
+                }
+            };
+            for entry in entries.flatten() {
+                let Ok(ft) = entry.file_type() else { continue };
+                let path = entry.path();
+                let rel = path.strip_prefix(&root.path).unwrap_or(&path);
+                if ft.is_dir() {
+                    if !self.ignore.is_ignored(rel, true) {
+                        stack.push(path);
+                    }
+                } else if ft.is_file() && !self.ignore.is_ignored(rel, false) {
+                    stats.files += 1;
+                    if let Some(found) = collect.as_deref_mut() {
+                        found.push(path);
+                    } else if let Ok(meta) = entry.metadata() {
+                        batch.push((path, FileStat::from_metadata(&meta)));
+                        if batch.len() >= BATCH {
+                            self.record(&mut batch, seen.as_deref_mut(), stats)?;
+                        }
+                    }
+                }
+            }
+        }
+        self.record(&mut batch, seen, stats)
+    }
+
+    fn watch(&self, dir: &Path, stats: &mut WalkStats) {
+        let Some(reg) = &self.registry else { return };
+        match reg.add_dir(dir) {
+            Ok(()) => {}
+            Err(WatchError::NoSpace) => {
+                if stats.unwatched_dirs == 0 {
+                    tracing::error!(dir = %dir.display(), "out of inotify watches; see the advice logged at start");
+                }
+                stats.unwatched_dirs += 1;
+            }
+            Err(e) => tracing::warn!(error = %e, "directory not watched"),
+        }
+    }
+
+    /// Record a batch of observed files in one transaction.
+    fn record(
+        &self,
+        batch: &mut Vec<(PathBuf, FileStat)>,
+        mut seen: Option<&mut HashSet<i64>>,
+        stats: &mut WalkStats,
+    ) -> Result<(), StateError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let queued_before = stats.queued;
+        self.state.in_transaction(|s| {
+            for (path, stat) in batch.iter() {
+                let (id, what) = s.observe(path, stat, now)?;
+                if let Some(seen) = seen.as_deref_mut() {
+                    seen.insert(id);
+                }
+                count(stats, &what);
+            }
+            Ok(())
+        })?;
+        batch.clear();
+        if stats.queued > queued_before {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Settled paths from events: record files, forget what is gone.
+    fn observe_paths(&self, paths: &[PathBuf]) -> Result<(), StateError> {
+        let now = now_ms();
+        let mut stats = WalkStats::default();
+        self.state.in_transaction(|s| {
+            for path in paths {
+                let Some(root) = self.root_of(path) else {
+                    continue;
+                };
+                let rel = path.strip_prefix(&root.path).unwrap_or(path);
+                if self.ignore.is_ignored_path(rel, false) {
+                    continue;
+                }
+                match std::fs::symlink_metadata(path) {
+                    Ok(m) if m.is_file() => count(
+                        &mut stats,
+                        &s.observe(path, &FileStat::from_metadata(&m), now)?.1,
+                    ),
+                    Ok(m) if m.is_dir() => {}
+                    _ => {
+                        s.vanish(path, now)?;
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        if stats.queued > 0 {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Directories under `dir` that would be watched.
+    fn count_dirs(&self, dir: &Path) -> u64 {
+        let mut n = 0;
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            n += 1;
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    let p = e.path();
+                    let rel = self
+                        .root_of(&p)
+                        .and_then(|r| p.strip_prefix(&r.path).ok())
+                        .unwrap_or(&p);
+                    if !self.ignore.is_ignored(rel, true) {
+                        stack.push(p);
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+fn count(stats: &mut WalkStats, what: &Observed) {
+    match what {
+        Observed::Unchanged => {}
+        Observed::Renamed { .. } => {
+            stats.renamed += 1;
+            stats.queued += 1;
+        }
+        _ => stats.queued += 1,
+    }
+}
+
+fn add(a: WalkStats, b: WalkStats) -> WalkStats {
+    WalkStats {
+        dirs: a.dirs + b.dirs,
+        files: a.files + b.files,
+        queued: a.queued + b.queued,
+        renamed: a.renamed + b.renamed,
+        vanished: a.vanished + b.vanished,
+        unwatched_dirs: a.unwatched_dirs + b.unwatched_dirs,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn indexer(
+        root: &Path,
+        state_dir: &Path,
+    ) -> (Indexer, tokio::sync::mpsc::UnboundedReceiver<IndexEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let ignore = IgnoreSet::new(&["*.part".to_owned(), "skip/".to_owned()]).expect("ignore");
+        let ix = Indexer {
+            state: State::open(&state_dir.join("s.sqlite3")).expect("state"),
+            roots: vec![Root {
+                path: root.to_path_buf(),
+                label: "r".into(),
+            }],
+            ignore,
+            registry: None,
+            events: tx,
+            work: Arc::new(Notify::new()),
+            rescan_pending: Arc::new(AtomicBool::new(false)),
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        (ix, rx)
+    }
+
+    fn rescan_stats(
+        ix: &Indexer,
+        rx: &mut tokio::sync::mpsc::UnboundedReceiver<IndexEvent>,
+    ) -> WalkStats {
+        ix.handle(IndexCmd::FullRescan).expect("rescan");
+        loop {
+            match rx.try_recv().expect("event") {
+                IndexEvent::RescanDone { stats, .. } => return stats,
+                _ => continue,
+            }
+        }
+    }
+
+    #[test]
+    fn scans_queue_new_files_and_skip_unchanged_and_ignored_ones() {
+        let root = tempfile::tempdir().expect("root");
+        let state = tempfile::tempdir().expect("state");
+        std::fs::create_dir_all(root.path().join("a/b")).expect("mkdir");
+        std::fs::create_dir_all(root.path().join("skip")).expect("mkdir");
+        std::fs::write(root.path().join("a/b/1.jpg"), b"1").expect("write");
+        std::fs::write(root.path().join("2.txt"), b"2").expect("write");
+        std::fs::write(root.path().join("3.part"), b"3").expect("write");
+        std::fs::write(root.path().join("skip/4"), b"4").expect("write");
+        let (ix, mut rx) = indexer(root.path(), state.path());
+        let s = rescan_stats(&ix, &mut rx);
+        assert_eq!((s.files, s.queued), (2, 2));
+        let s = rescan_stats(&ix, &mut rx);
+        assert_eq!((s.files, s.queued), (2, 0));
+        // Pretend the pipeline hashed them: renames need a known hash.
+        for job in ix
+            .state
+            .due_jobs(i64::MAX, 10, &HashSet::new())
+            .expect("jobs")
+        {
+            let sha = asset_catalog_proto::Sha256Hex::from_digest([job.id as u8; 32]);
+            assert!(
+                ix.state
+                    .record_hash(&job, &job.stat, &sha, 1)
+                    .expect("hash")
+            );
+        }
+        std::fs::rename(root.path().join("2.txt"), root.path().join("a/2.txt")).expect("mv");
+        std::fs::remove_file(root.path().join("a/b/1.jpg")).expect("rm");
+        let s = rescan_stats(&ix, &mut rx);
+        assert_eq!((s.files, s.renamed, s.vanished), (1, 1, 1));
+    }
+
+    #[test]
+    fn settle_mode_hands_files_back_instead_of_recording_them() {
+        let root = tempfile::tempdir().expect("root");
+        let state = tempfile::tempdir().expect("state");
+        std::fs::create_dir_all(root.path().join("n/m")).expect("mkdir");
+        std::fs::write(root.path().join("n/m/x"), b"x").expect("write");
+        let (ix, mut rx) = indexer(root.path(), state.path());
+        let dir = root.path().join("n");
+        ix.handle(IndexCmd::ScanDir { dir, settle: true })
+            .expect("scan dir");
+        assert_eq!(
+            rx.try_recv().expect("event"),
+            IndexEvent::Discovered(vec![root.path().join("n/m/x")])
+        );
+        assert_eq!(ix.state.queue_depth().expect("depth"), 0);
+        ix.handle(IndexCmd::Observe(vec![
+            root.path().join("n/m/x"),
+            root.path().join("gone"),
+        ]))
+        .expect("observe");
+        assert_eq!(ix.state.queue_depth().expect("depth"), 1);
+    }
+}

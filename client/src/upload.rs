@@ -1,0 +1,419 @@
+//! The server's API v1 over awc: one `Client` (keep-alive pool, connect
+//! timeout, TCP_NODELAY via a wrapped connector) sending `check` batches,
+//! streamed `PUT`s (fixed-size chunks read from a read-only file, with the
+//! file's size/mtime re-checked at the end) and sightings. Every failure is
+//! a [`TransferError`]; `error.rs` decides what it means.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix_service::ServiceExt;
+use asset_catalog_proto::{
+    CheckRequest, CheckResponse, ErrorBody, HEADER_CLIENT, HEADER_MTIME, HEADER_NAME, HEADER_PATH,
+    NewSighting, Sha256Hex, UploadResponse, encode_header_text,
+};
+use awc::body::SizedStream;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::Stream;
+use time::OffsetDateTime;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use crate::config::Settings;
+use crate::error::TransferError;
+use crate::hasher::{CHUNK, open_regular};
+use crate::state::FileStat;
+
+/// The metadata that travels with a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// File name.
+    pub name: String,
+    /// `<root label>/<path inside the root>`, `/` separated.
+    pub rel_path: String,
+    pub mtime: Option<OffsetDateTime>,
+    pub content_type: String,
+}
+
+/// A client of one asset-catalog server.
+#[derive(Clone)]
+pub struct ApiClient {
+    http: awc::Client,
+    base: String,
+    client_id: String,
+    token: Option<String>,
+    request_timeout: Duration,
+    bytes_sent: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("base", &self.base)
+            .field("client_id", &self.client_id)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Body stream errors; only their occurrence matters.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("the file changed while it was being sent")]
+    Changed,
+    #[error("reading the file failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn map_send_error(e: awc::error::SendRequestError) -> TransferError {
+    use awc::error::{ConnectError, SendRequestError as E};
+    match e {
+        E::Connect(ConnectError::Timeout) | E::Timeout => TransferError::Timeout,
+        E::Connect(c) => TransferError::Connect(c.to_string()),
+        other => TransferError::Send(other.to_string()),
+    }
+}
+
+impl ApiClient {
+    /// Build the client. Must be called inside an actix/tokio local runtime.
+    pub fn new(settings: &Settings, bytes_sent: Arc<AtomicU64>) -> Self {
+        let tcp = actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
+            .service()
+            .map(
+                |conn: actix_tls::connect::Connection<awc::http::Uri, actix_rt::net::TcpStream>| {
+                    if let Err(e) = conn.io_ref().set_nodelay(true) {
+                        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                    }
+                    conn
+                },
+            );
+        let connector = awc::Connector::new()
+            .connector(tcp)
+            .timeout(settings.connect_timeout)
+            .conn_keep_alive(Duration::from_secs(30))
+            .limit(settings.upload_concurrency * 2 + 4);
+        let http = awc::Client::builder()
+            .connector(connector)
+            .timeout(settings.request_timeout)
+            .add_default_header((
+                "user-agent",
+                concat!("asset-watcher/", env!("CARGO_PKG_VERSION")),
+            ))
+            .finish();
+        Self {
+            http,
+            base: settings.server.as_str().trim_end_matches('/').to_owned(),
+            client_id: settings.client_id.clone(),
+            token: settings.token.as_ref().map(|t| t.expose().to_owned()),
+            request_timeout: settings.request_timeout,
+            bytes_sent,
+        }
+    }
+
+    fn request(&self, method: awc::http::Method, path: &str) -> awc::ClientRequest {
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .insert_header((HEADER_CLIENT, self.client_id.as_str()));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        req
+    }
+
+    /// `GET /healthz`.
+    pub async fn health(&self) -> Result<(), TransferError> {
+        let res = self
+            .request(awc::http::Method::GET, "/healthz")
+            .send()
+            .await
+            .map_err(map_send_error)?;
+        expect_ok(res).await.map(|_| ())
+    }
+
+    /// `POST /v1/assets/check`: which of `hashes` the server lacks.
+    pub async fn check(&self, hashes: Vec<Sha256Hex>) -> Result<Vec<Sha256Hex>, TransferError> {
+        let body = CheckRequest { hashes };
+        let res = self
+            .request(awc::http::Method::POST, "/v1/assets/check")
+            .send_json(&body)
+            .await
+            .map_err(map_send_error)?;
+        let bytes = expect_ok(res).await?;
+        let parsed: CheckResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| TransferError::Protocol(format!("check response: {e}")))?;
+        Ok(parsed.missing)
+    }
+
+    /// `POST /v1/assets/{sha256}/sightings`: the server has the content;
+    /// record this path without sending bytes.
+    pub async fn sighting(&self, sha: &Sha256Hex, meta: &FileMeta) -> Result<(), TransferError> {
+        let body = NewSighting {
+            path: meta.rel_path.clone(),
+            name: meta.name.clone(),
+            mtime: meta.mtime,
+        };
+        let res = self
+            .request(
+                awc::http::Method::POST,
+                &format!("/v1/assets/{sha}/sightings"),
+            )
+            .send_json(&body)
+            .await
+            .map_err(map_send_error)?;
+        expect_ok(res).await.map(|_| ())
+    }
+
+    /// `PUT /v1/assets/{sha256}` with the file's bytes streamed from disk.
+    /// `expected` is the stat the hash was computed from; any difference at
+    /// the start or the end of the transfer is `TransferError::Changed`.
+    pub async fn upload(
+        &self,
+        path: &Path,
+        expected: &FileStat,
+        sha: &Sha256Hex,
+        meta: &FileMeta,
+    ) -> Result<UploadResponse, TransferError> {
+        let (file, now) = open_regular(path)?;
+        if !now.same_content(expected) {
+            return Err(TransferError::Changed);
+        }
+        let progress = Rc::new(Cell::new(Instant::now()));
+        let changed = Rc::new(Cell::new(false));
+        let body = file_stream(
+            tokio::fs::File::from_std(file),
+            *expected,
+            Rc::clone(&progress),
+            Rc::clone(&changed),
+            Arc::clone(&self.bytes_sent),
+        );
+        let mut req = self
+            .request(awc::http::Method::PUT, &format!("/v1/assets/{sha}"))
+            .timeout(Duration::from_secs(u64::from(u32::MAX)))
+            .insert_header((HEADER_NAME, encode_header_text(&meta.name)))
+            .insert_header((HEADER_PATH, encode_header_text(&meta.rel_path)))
+            .insert_header(("content-type", meta.content_type.as_str()));
+        if let Some(mtime) = meta.mtime.and_then(format_rfc3339) {
+            req = req.insert_header((HEADER_MTIME, mtime));
+        }
+        let send = req.send_body(SizedStream::new(expected.size, body));
+        let sent = tokio::select! {
+            r = send => r,
+            () = stall_watch(Rc::clone(&progress), self.request_timeout) => return Err(TransferError::Timeout),
+        };
+        let res = match sent {
+            Ok(res) => res,
+            Err(_) if changed.get() => return Err(TransferError::Changed),
+            Err(e) => return Err(map_send_error(e)),
+        };
+        let bytes = expect_ok(res).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TransferError::Protocol(format!("upload response: {e}")))
+    }
+}
+
+/// Resolves when the body made no progress for `limit`.
+async fn stall_watch(progress: Rc<Cell<Instant>>, limit: Duration) {
+    loop {
+        let deadline = progress.get() + limit;
+        if Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+/// The body: `size` bytes in `CHUNK`-sized pieces; at the end, the file's
+/// size and mtime must still be the ones that were hashed.
+fn file_stream(
+    file: tokio::fs::File,
+    expected: FileStat,
+    progress: Rc<Cell<Instant>>,
+    changed: Rc<Cell<bool>>,
+    bytes_sent: Arc<AtomicU64>,
+) -> impl Stream<Item = Result<Bytes, BodyError>> {
+    let state = Some((file, expected.size));
+    futures_util::stream::unfold(state, move |state| {
+        let progress = Rc::clone(&progress);
+        let changed = Rc::clone(&changed);
+        let bytes_sent = Arc::clone(&bytes_sent);
+        async move {
+            let (mut file, remaining) = state?;
+            progress.set(Instant::now());
+            if remaining == 0 {
+                let now = file.metadata().await.map(|m| FileStat::from_metadata(&m));
+                return match now {
+                    Ok(s) if s.size == expected.size && s.mtime_ns == expected.mtime_ns => None,
+                    Ok(_) => {
+                        changed.set(true);
+                        Some((Err(BodyError::Changed), None))
+                    }
+                    Err(e) => Some((Err(BodyError::Io(e)), None)),
+                };
+            }
+            let want = usize::try_from(remaining).unwrap_or(CHUNK).min(CHUNK);
+            let mut buf = BytesMut::with_capacity(want);
+            while buf.len() < want {
+                match (&mut file)
+                    .take((want - buf.len()) as u64)
+                    .read_buf(&mut buf)
+                    .await
+                {
+                    Ok(0) => {
+                        changed.set(true);
+                        return Some((Err(BodyError::Changed), None));
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Some((Err(BodyError::Io(e)), None)),
+                }
+            }
+            bytes_sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            let left = remaining - buf.len() as u64;
+            Some((Ok(buf.freeze()), Some((file, left))))
+        }
+    })
+}
+
+fn format_rfc3339(t: OffsetDateTime) -> Option<String> {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// Read the body of a 2xx response, or turn the response into an error.
+async fn expect_ok<S>(mut res: awc::ClientResponse<S>) -> Result<Bytes, TransferError>
+where
+    S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let status = res.status();
+    let body = res
+        .body()
+        .limit(4 * 1024 * 1024)
+        .await
+        .map_err(|e| TransferError::Send(format!("reading the response: {e}")))?;
+    if status.is_success() {
+        return Ok(body);
+    }
+    let (code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
+        Ok(b) => (Some(b.code), b.message),
+        Err(_) => (
+            None,
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+                .trim()
+                .to_owned(),
+        ),
+    };
+    Err(TransferError::Http {
+        status: status.as_u16(),
+        code,
+        message: if message.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            message
+        },
+    })
+}
+
+/// The metadata for a file at `path` under a root labelled `label`.
+pub fn file_meta(path: &Path, root: &Path, label: &str, mtime_ns: i64) -> FileMeta {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    let mut rel_path = label.to_owned();
+    for c in rel.components() {
+        rel_path.push('/');
+        rel_path.push_str(&c.as_os_str().to_string_lossy());
+    }
+    FileMeta {
+        name: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        rel_path,
+        mtime: OffsetDateTime::from_unix_timestamp_nanos(i128::from(mtime_ns)).ok(),
+        content_type: mime_guess::from_path(path)
+            .first_raw()
+            .unwrap_or("application/octet-stream")
+            .to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_carries_label_relative_path_and_type() {
+        let m = file_meta(
+            Path::new("/home/a/Pictures/2024/beach day.JPG"),
+            Path::new("/home/a/Pictures"),
+            "Pictures",
+            1_700_000_000_123_456_789,
+        );
+        assert_eq!(m.name, "beach day.JPG");
+        assert_eq!(m.rel_path, "Pictures/2024/beach day.JPG");
+        assert_eq!(m.content_type, "image/jpeg");
+        assert_eq!(
+            m.mtime.and_then(format_rfc3339).as_deref(),
+            Some("2023-11-14T22:13:20.123456789Z")
+        );
+        let m = file_meta(Path::new("/r/blob"), Path::new("/r"), "r", 0);
+        assert_eq!(m.content_type, "application/octet-stream");
+    }
+
+    #[test]
+    fn body_stream_yields_the_file_in_chunks_and_counts_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f");
+        let data: Vec<u8> = (0..CHUNK * 2 + 5).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &data).expect("write");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            use futures_util::StreamExt;
+            let (f, stat) = open_regular(&p).expect("open");
+            let sent = Arc::new(AtomicU64::new(0));
+            let changed = Rc::new(Cell::new(false));
+            let s = file_stream(
+                tokio::fs::File::from_std(f),
+                stat,
+                Rc::new(Cell::new(Instant::now())),
+                Rc::clone(&changed),
+                Arc::clone(&sent),
+            );
+            let chunks: Vec<Bytes> = s.map(|c| c.expect("chunk")).collect().await;
+            assert_eq!(chunks.len(), 3);
+            assert_eq!(chunks.concat(), data);
+            assert_eq!(sent.load(Ordering::Relaxed), data.len() as u64);
+            assert!(!changed.get());
+        });
+    }
+
+    #[test]
+    fn body_stream_notices_a_file_that_grew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello").expect("write");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
+        rt.block_on(async {
+            use futures_util::StreamExt;
+            let (f, stat) = open_regular(&p).expect("open");
+            std::fs::write(&p, b"hello, world").expect("grow");
+            let changed = Rc::new(Cell::new(false));
+            let s = file_stream(
+                tokio::fs::File::from_std(f),
+                stat,
+                Rc::new(Cell::new(Instant::now())),
+                Rc::clone(&changed),
+                Arc::new(AtomicU64::new(0)),
+            );
+            let items: Vec<_> = s.collect().await;
+            assert!(items.last().is_some_and(Result::is_err));
+            assert!(changed.get());
+        });
+    }
+}
