@@ -67,15 +67,17 @@ fn open_s3(config: &Config, rest: &str) -> Result<(Arc<dyn ObjectStore>, Backend
     let client = ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         .with_timeout(Duration::from_secs(120));
+    // Client options first: `with_client_options` replaces them wholesale,
+    // including the allow_http flag set below.
     let mut builder = AmazonS3Builder::new()
+        .with_client_options(client)
         .with_bucket_name(bucket)
         .with_region(storage.region.as_deref().unwrap_or(DEFAULT_REGION))
         .with_virtual_hosted_style_request(!storage.path_style)
         .with_allow_http(storage.allow_http)
         .with_access_key_id(access_key)
         .with_secret_access_key(secret.expose())
-        .with_retry(retry)
-        .with_client_options(client);
+        .with_retry(retry);
     if let Some(endpoint) = &storage.endpoint {
         builder = builder.with_endpoint(endpoint);
     }

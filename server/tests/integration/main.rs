@@ -1,1 +1,53 @@
-//! integration tests (to come)
+//! Integration tests of `asset-catalog-server` with real components: the
+//! conformance and bad-input suites over the in-memory store, the file store
+//! and a real S3 server (Garage), and the spawned binary with systemd-style
+//! readiness over a real `NOTIFY_SOCKET`.
+
+mod bad_input;
+mod binary;
+mod conformance;
+mod garage;
+mod large;
+mod support;
+
+/// Instantiate every suite function for one backend.
+macro_rules! suite {
+    ($kind:expr) => {
+        suite!(@tests $kind;
+            conformance::upload_then_read_back,
+            conformance::same_content_is_stored_once,
+            conformance::hash_mismatch_stores_nothing,
+            conformance::ranges_and_conditional_requests,
+            conformance::check_sightings_and_delete,
+            conformance::list_filters_and_pages,
+            conformance::form_upload_computes_the_hash,
+            conformance::reindex_rebuilds_from_the_bucket,
+            bad_input::bad_hashes_and_unknown_routes,
+            bad_input::path_tricks_are_rejected_or_kept_as_text,
+            bad_input::malformed_json_and_huge_batches,
+            bad_input::oversize_bodies_get_413,
+            bad_input::truncated_bodies_store_nothing,
+            large::large_upload_streams_through_multipart,
+        );
+    };
+    (@tests $kind:expr; $($module:ident :: $test:ident),* $(,)?) => {
+        $(
+            #[actix_web::test]
+            async fn $test() {
+                crate::$module::$test($kind).await;
+            }
+        )*
+    };
+}
+
+mod memory {
+    suite!(crate::support::Kind::Memory);
+}
+
+mod file {
+    suite!(crate::support::Kind::File);
+}
+
+mod s3 {
+    suite!(crate::support::Kind::S3);
+}

@@ -1,0 +1,169 @@
+//! Bad input, over every backend: each case gets its status and stable code,
+//! and the bucket holds nothing new afterwards.
+
+use asset_catalog_proto::{ErrorCode, MAX_CHECK_BATCH};
+use awc::http::header;
+use bytes::Bytes;
+
+use crate::support::{Kind, TestServer, assert_error, client, json_of, raw_exchange, sha256_hex};
+
+pub async fn bad_hashes_and_unknown_routes(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    for bad in ["abc", "zz".repeat(32).as_str(), "..%2F..%2Fetc%2Fpasswd"] {
+        let (status, json) = s.put(bad, "a.txt", Bytes::from_static(b"x")).await;
+        assert_error(status, &json, 400, ErrorCode::InvalidHash);
+    }
+    let (status, json) = s.get_json("/v1/nope").await;
+    assert_error(status, &json, 404, ErrorCode::RouteNotFound);
+    let (status, json) = s.get_json("/../../etc/passwd").await;
+    assert_error(status, &json, 404, ErrorCode::RouteNotFound);
+    let res = client()
+        .patch(s.url("/v1/assets"))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(
+        res.headers().get(header::ALLOW).expect("allow"),
+        "GET, POST"
+    );
+    let (status, json) = json_of(res).await;
+    assert_error(status, &json, 405, ErrorCode::MethodNotAllowed);
+    s.assert_empty().await;
+    s.stop().await;
+}
+
+pub async fn path_tricks_are_rejected_or_kept_as_text(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let body = b"tricky";
+    let sha = sha256_hex(body);
+    let put = |path: &'static str| {
+        client()
+            .put(s.url(&format!("/v1/assets/{sha}")))
+            .insert_header(("x-asset-path", path))
+            .send_body(&body[..])
+    };
+    for path in [
+        "..%2F..%2Fetc%2Fpasswd",
+        "%2Fetc%2Fpasswd",
+        "a%00b",
+        "a%2F%2Fb",
+    ] {
+        let (status, json) = json_of(put(path).await.expect("PUT")).await;
+        assert_error(status, &json, 400, ErrorCode::BadRequest);
+    }
+    let res = client()
+        .put(s.url(&format!("/v1/assets/{sha}")))
+        .insert_header(("x-asset-name", "..%2F..%2Fevil.sh"))
+        .send_body(&body[..])
+        .await
+        .expect("PUT");
+    let (status, json) = json_of(res).await;
+    assert_error(status, &json, 400, ErrorCode::BadRequest);
+    s.assert_empty().await;
+    // A name that merely looks odd is stored as text; the key uses only the hash.
+    let res = client()
+        .put(s.url(&format!("/v1/assets/{sha}")))
+        .insert_header(("x-asset-name", "..%5C..%5Cwin.ini%0A"))
+        .send_body(&body[..])
+        .await
+        .expect("PUT");
+    let (status, json) = json_of(res).await;
+    assert_eq!(status, 201, "{json}");
+    assert_eq!(json["asset"]["name"], "..\\..\\win.ini\n");
+    assert_eq!(s.keys().await, [sha.clone(), format!("meta/{sha}.json")]);
+    s.stop().await;
+}
+
+pub async fn malformed_json_and_huge_batches(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let post = |body: String| {
+        client()
+            .post(s.url("/v1/assets/check"))
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .send_body(body)
+    };
+    let (status, json) = json_of(post("{\"hashes\": [".into()).await.expect("post")).await;
+    assert_error(status, &json, 400, ErrorCode::InvalidJson);
+    let (status, json) = json_of(
+        post("{\"hashes\": [], \"extra\": 1}".into())
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_error(status, &json, 400, ErrorCode::InvalidJson);
+    let (status, json) = json_of(
+        post("{\"hashes\": [\"nothex\"]}".into())
+            .await
+            .expect("post"),
+    )
+    .await;
+    assert_error(status, &json, 400, ErrorCode::InvalidHash);
+    let batch: Vec<String> = (0..=MAX_CHECK_BATCH)
+        .map(|i| sha256_hex(&i.to_le_bytes()))
+        .collect();
+    let body = serde_json::to_string(&serde_json::json!({ "hashes": batch })).expect("json");
+    let (status, json) = json_of(post(body).await.expect("post")).await;
+    assert_error(status, &json, 413, ErrorCode::TooManyHashes);
+    let res = client()
+        .post(s.url("/v1/assets/check"))
+        .send_body("{}")
+        .await
+        .expect("post");
+    let (status, json) = json_of(res).await;
+    assert_error(status, &json, 415, ErrorCode::UnsupportedMediaType);
+    let sha = sha256_hex(b"x");
+    let res = client()
+        .post(s.url(&format!("/v1/assets/{sha}/sightings")))
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .send_body("{\"path\": 3}")
+        .await
+        .expect("post");
+    let (status, json) = json_of(res).await;
+    assert_error(status, &json, 400, ErrorCode::InvalidJson);
+    s.assert_empty().await;
+    s.stop().await;
+}
+
+pub async fn oversize_bodies_get_413(kind: Kind) {
+    let s = TestServer::start_with(kind, |c| c.server.max_upload_bytes = 1024 * 1024).await;
+    let body = vec![1u8; 1024 * 1024 + 1];
+    let sha = sha256_hex(&body);
+    // Declared too large: refused before any byte is read.
+    let head = format!(
+        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let (status, json) = raw_exchange(s.addr, &head, &[]).await;
+    assert_error(status, &json, 413, ErrorCode::PayloadTooLarge);
+    // Chunked, no length: refused once the limit is crossed.
+    let head =
+        format!("PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let mut chunked = Vec::new();
+    for piece in body.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let (status, json) = raw_exchange(s.addr, &head, &chunked).await;
+    assert_error(status, &json, 413, ErrorCode::PayloadTooLarge);
+    s.assert_empty().await;
+    s.stop().await;
+}
+
+pub async fn truncated_bodies_store_nothing(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    for (declared, sent) in [(1000usize, 500usize), (20 << 20, 12 << 20)] {
+        let full = crate::support::chunk(declared as u64, declared);
+        let sha = sha256_hex(&full);
+        let head = format!(
+            "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {declared}\r\n\r\n"
+        );
+        let (status, json) = raw_exchange(s.addr, &head, &full[..sent]).await;
+        assert_error(status, &json, 400, ErrorCode::IncompleteBody);
+        let (status, json) = s.get_json(&format!("/v1/assets/{sha}")).await;
+        assert_error(status, &json, 404, ErrorCode::NotFound);
+    }
+    s.assert_empty().await;
+    s.stop().await;
+}

@@ -1,0 +1,322 @@
+//! The real `asset-catalog-server` binary: a temp config, a free port, a real
+//! `UnixDatagram` as `NOTIFY_SOCKET` (READY=1, WATCHDOG=1, STOPPING=1 after
+//! SIGTERM), `check-config`, `reindex` after losing the index,
+//! `export-index`, and the hidden `generate-docs`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use asset_catalog_proto::AssetPage;
+use tokio::net::UnixDatagram;
+
+use crate::support::{client, json_of, sha256_hex};
+
+const BIN: &str = env!("CARGO_BIN_EXE_asset-catalog-server");
+
+struct Env {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Env {
+    fn new() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let env = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            port,
+        };
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\nshutdown_timeout_secs = 5\n\n[log]\nlevel = \"info\"\n",
+            state = env.state().display()
+        );
+        std::fs::write(env.config(), config).expect("write config");
+        env
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("server.toml")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .env("RUST_LOG", "info")
+            .arg("--config")
+            .arg(self.config());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run binary")
+    }
+
+    /// Start `serve` with a notify socket; returns once READY=1 arrived.
+    async fn serve(&self, extra_env: &[(&str, &str)]) -> (Child, UnixDatagram, Vec<String>) {
+        let socket_path = self.dir.path().join("notify.sock");
+        let _ = std::fs::remove_file(&socket_path);
+        let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+        let mut cmd = self.command();
+        cmd.arg("serve")
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn server");
+        let messages = read_until(&socket, "READY=1").await;
+        (child, socket, messages)
+    }
+}
+
+/// Collect notify datagrams until one contains `needle`.
+async fn read_until(socket: &UnixDatagram, needle: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(60), socket.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} within 60 s; got {seen:?}"))
+            .expect("recv");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.lines().any(|l| l == needle);
+        seen.push(msg);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn sigterm(child: &Child) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+}
+
+fn wait(mut child: Child) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("server did not exit within 30 s of SIGTERM");
+}
+
+async fn upload(env: &Env, name: &str, body: &'static [u8]) {
+    let res = client()
+        .put(env.url(&format!("/v1/assets/{}", sha256_hex(body))))
+        .insert_header(("x-asset-name", name))
+        .send_body(body)
+        .await
+        .expect("PUT");
+    let (status, json) = json_of(res).await;
+    assert_eq!(status, 201, "{json}");
+}
+
+#[actix_web::test]
+async fn serves_after_ready_and_drains_on_sigterm() {
+    let env = Env::new();
+    let (child, socket, messages) = env.serve(&[("WATCHDOG_USEC", "400000")]).await;
+    let ready = messages.last().expect("ready message");
+    assert!(
+        ready.contains("STATUS=serving on 127.0.0.1:"),
+        "{messages:?}"
+    );
+    let (status, json) = json_of(
+        client()
+            .get(env.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz"),
+    )
+    .await;
+    assert_eq!((status, json["status"].as_str()), (200, Some("ok")));
+    upload(&env, "hello.txt", b"hello from the binary test").await;
+    let mut res = client()
+        .get(env.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    let text = String::from_utf8(res.body().await.expect("metrics body").to_vec()).expect("utf8");
+    assert!(
+        text.contains("asset_catalog_uploads_total{outcome=\"created\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("asset_catalog_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    // The watchdog pings while the server is healthy.
+    read_until(&socket, "WATCHDOG=1").await;
+    sigterm(&child);
+    let stopping = read_until(&socket, "STOPPING=1").await;
+    assert!(
+        stopping.iter().any(|m| m.contains("STATUS=stopping")),
+        "{stopping:?}"
+    );
+    assert!(wait(child).success());
+}
+
+#[actix_web::test]
+async fn check_config_reports_every_problem() {
+    let env = Env::new();
+    let ok = env.run(&["check-config"]);
+    assert!(ok.status.success(), "{ok:?}");
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).starts_with("configuration OK: "),
+        "{ok:?}"
+    );
+
+    std::fs::write(
+        env.config(),
+        "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n",
+    )
+    .expect("write");
+    let bad = env.run(&["check-config"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("server.toml:3:1: unknown field `lisen`"),
+        "{stderr}"
+    );
+
+    let text =
+        "[server]\nlisten = \"nowhere\"\nmax_upload_bytes = 0\n[storage]\npart_size_bytes = 1024\n";
+    std::fs::write(env.config(), text).expect("write");
+    let bad = env.run(&["check-config"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    for key in [
+        "server.listen:",
+        "server.max_upload_bytes:",
+        "storage.part_size_bytes:",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(key)),
+            "{key} in {stderr}"
+        );
+    }
+    let missing = Command::new(BIN)
+        .env_clear()
+        .args(["--config", "/nonexistent/server.toml", "check-config"])
+        .output()
+        .expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+    // Environment overrides are layered over the file.
+    std::fs::write(env.config(), "[server]\nlisten = \"nowhere\"\n").expect("write");
+    let fixed = env
+        .command()
+        .arg("check-config")
+        .env("ASSET_CATALOG__SERVER__LISTEN", "127.0.0.1:9")
+        .output()
+        .expect("run");
+    assert!(fixed.status.success(), "{fixed:?}");
+}
+
+#[actix_web::test]
+async fn reindex_rebuilds_a_lost_index_and_export_writes_every_asset() {
+    let env = Env::new();
+    let (child, _socket, _) = env.serve(&[]).await;
+    upload(&env, "one.txt", b"first asset").await;
+    upload(&env, "two.jpg", b"second asset").await;
+    sigterm(&child);
+    assert!(wait(child).success());
+
+    remove_index(&env.state());
+    let out = env.run(&["reindex"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("reindexed 2 assets"),
+        "{out:?}"
+    );
+
+    let export = env.dir.path().join("assets_index.json");
+    let out = env.run(&["export-index", export.to_str().expect("utf8 path")]);
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&export).expect("export file")).expect("json");
+    assert_eq!(doc["asset_count"], 2);
+    let names: Vec<&str> = doc["assets"]
+        .as_array()
+        .expect("assets")
+        .iter()
+        .map(|a| a["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["one.txt", "two.jpg"]);
+    let out = env.run(&["export-index", "-"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout json");
+    assert_eq!(doc["asset_count"], 2);
+
+    // The rebuilt index serves.
+    let (child, _socket, _) = env.serve(&[]).await;
+    let (status, json) = json_of(
+        client()
+            .get(env.url("/v1/assets"))
+            .send()
+            .await
+            .expect("list"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let page: AssetPage = serde_json::from_value(json).expect("page");
+    assert_eq!(page.items.len(), 2);
+    sigterm(&child);
+    assert!(wait(child).success());
+}
+
+fn remove_index(state: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(state.join(format!("index.sqlite3{suffix}")));
+    }
+}
+
+#[actix_web::test]
+async fn corrupt_index_names_reindex_and_reindex_recovers() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.state()).expect("state");
+    std::fs::write(env.state().join("index.sqlite3"), vec![0x42u8; 4096]).expect("garbage");
+    let out = env.run(&["serve"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("asset-catalog-server reindex"), "{stderr}");
+    let out = env.run(&["reindex"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("moved the unreadable index to"), "{stdout}");
+}
+
+#[actix_web::test]
+async fn generate_docs_writes_man_page_and_completions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .env_clear()
+        .args(["generate-docs", "--out"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{out:?}");
+    for name in [
+        "asset-catalog-server.1",
+        "asset-catalog-server.bash",
+        "_asset-catalog-server",
+        "asset-catalog-server.fish",
+    ] {
+        let meta = std::fs::metadata(dir.path().join(name)).expect(name);
+        assert!(meta.len() > 100, "{name} is too small");
+    }
+    let help = Command::new(BIN).arg("--help").output().expect("help");
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("generate-docs"));
+}
