@@ -1,0 +1,155 @@
+"""Benchmark harness for issue #6: runs B1-B6 for asset-catalog and its peers
+against one local Garage and writes BENCHMARKS.md. Start it through
+bench/run.sh, which builds the binaries and installs the peers first.
+
+    python3 bench/harness --bin-dir target/release --garage PATH [--quick] [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import report
+import scen_local
+import scen_server
+import scen_upload
+from ctx import Bins, Ctx, Params
+from results import Scenario
+from util import BenchError, log, stop_all
+
+ALL = ["B1", "B2", "B3", "B4", "B5", "B6"]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="bench/run.sh", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repo", type=Path, default=Path(__file__).resolve().parents[2])
+    ap.add_argument("--bin-dir", type=Path, required=True,
+                    help="directory with asset-catalog-server, asset-watcher, objstore-bench")
+    ap.add_argument("--profile", default="release", help="only recorded in the report")
+    ap.add_argument("--garage", type=Path, required=True, help="the garage binary")
+    ap.add_argument("--shim", type=Path, help="TCP_NODELAY LD_PRELOAD library for Garage")
+    ap.add_argument("--quick", action="store_true", help="small sizes, 1 run: a smoke test")
+    ap.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
+    ap.add_argument("--only", default=",".join(ALL), help="e.g. B1,B4 (default: all)")
+    ap.add_argument("--output", type=Path, help="report path (default BENCHMARKS.md; "
+                    "quick: target/bench/BENCHMARKS.quick.md)")
+    ap.add_argument("--workdir", type=Path, help="parent of the scratch directory "
+                    "(default $TMPDIR); needs ~3x the largest data size free")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--no-drop-caches", action="store_true",
+                    help="B1 is 'cold': the page cache is dropped before each upload "
+                    "(needs root; not in --quick runs); this turns that off")
+    ap.add_argument("--command", default="bench/run.sh", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in args.only if s not in ALL]
+    if unknown:
+        ap.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(ALL)}")
+    if args.runs is None:
+        args.runs = 1 if args.quick else 3
+    if args.runs < 1:
+        ap.error("--runs must be at least 1")
+    if args.output is None:
+        args.output = (args.repo / "target" / "bench" / "BENCHMARKS.quick.md" if args.quick
+                       else args.repo / "BENCHMARKS.md")
+    return args
+
+
+def run_scenarios(ctx: Ctx, only: list[str]) -> list[Scenario]:
+    done: list[Scenario] = []
+
+    def attempt(sid: str, title: str, fn, *a) -> None:
+        if sid not in only:
+            return
+        log(f"=== {sid}: {title}")
+        try:
+            done.append(fn(ctx, *a))
+        except (BenchError, OSError, ValueError, KeyError) as e:
+            traceback.print_exc()
+            done.append(Scenario(sid, title, "", error=str(e).splitlines()[0][:300]))
+
+    attempt("B1", "Small files, cold, end to end", scen_upload.b1)
+    attempt("B2", "One large file, end to end", scen_upload.b2)
+    attempt("B5", "Hashing throughput", scen_local.b5)
+    if "B3" in only or "B6" in only:
+        try:
+            pop = scen_local.populate(ctx)
+        except (BenchError, OSError) as e:
+            traceback.print_exc()
+            for sid, title in (("B3", "Rescan of unchanged files"), ("B6", "Server API")):
+                if sid in only:
+                    done.append(Scenario(sid, title, "", error=f"setup: {e}"[:300]))
+        else:
+            try:
+                attempt("B3", "Rescan of unchanged files", scen_local.b3, pop)
+                attempt("B6", "Server API", scen_server.b6, pop)
+            finally:
+                pop.close()
+    attempt("B4", "Watch latency", scen_server.b4)
+    return sorted(done, key=lambda s: s.id)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    parent = args.workdir or Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="asset-catalog-bench-", dir=parent))
+    (work / "logs").mkdir()
+    os.environ["BENCH_LOGDIR"] = str(work / "logs")
+    bins = Bins(server=args.bin_dir / "asset-catalog-server",
+                watcher=args.bin_dir / "asset-watcher",
+                objbench=args.bin_dir / "objstore-bench", garage=args.garage, shim=args.shim)
+    for b in (bins.server, bins.watcher, bins.objbench, bins.garage):
+        if not b.exists():
+            print(f"bench: missing binary {b}", file=sys.stderr)
+            return 2
+    params = Params.quick() if args.quick else Params()
+    ctx = Ctx(bins, work, args.runs, params,
+              drop_caches=not (args.no_drop_caches or args.quick))
+    machine = report.machine_info()
+    vers = report.versions(bins, args.repo, args.profile)
+    log(f"scratch directory {work}; scenarios {','.join(args.only)}; {args.runs} run(s)")
+    start = time.monotonic()
+    failed = True
+    try:
+        scenarios = run_scenarios(ctx, args.only)
+        failed = any(s.error for s in scenarios)
+    finally:
+        stop_all()
+        if args.keep:
+            log(f"scratch directory kept: {work}")
+        elif failed:
+            shutil.rmtree(work / "data", ignore_errors=True)
+            shutil.rmtree(work / "garage", ignore_errors=True)
+            log(f"logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    machine["load at end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    meta = {"command": args.command, "runs": args.runs, "quick": args.quick,
+            "wall": time.monotonic() - start, "nodelay": bool(args.shim)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report.render(scenarios, machine, vers, meta))
+    raw = args.repo / "target" / "bench" / ("results.quick.json" if args.quick else "results.json")
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    raw.write_text(json.dumps({"machine": machine, "versions": vers, "meta": meta,
+                               "scenarios": [dataclasses.asdict(s) for s in scenarios]},
+                              indent=2, default=str))
+    log(f"wrote {args.output} and {raw}")
+    print("\n".join(report.summary_table(scenarios)))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

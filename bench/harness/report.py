@@ -1,0 +1,195 @@
+"""BENCHMARKS.md: the machine, the versions, the summary against the issue's
+targets, one table per scenario with every run, and how to reproduce."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from results import Scenario
+from util import tool_version
+
+
+def _first_line(path: str, prefix: str) -> str:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine_info() -> dict:
+    mem_kib = int(_first_line("/proc/meminfo", "MemTotal").split()[0] or 0)
+    return {
+        "cpu": _first_line("/proc/cpuinfo", "model name"),
+        "cores": str(os.cpu_count()),
+        "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "os": _os_release(),
+        "load_start": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+    }
+
+
+def _os_release() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "unknown"
+
+
+def versions(bins, repo: Path, profile: str) -> dict:
+    rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
+                         capture_output=True, text=True).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
+                            "server", "client", "proto", "Cargo.lock"],
+                           capture_output=True, text=True).stdout.strip()
+    return {
+        "asset-catalog": f"{rev}{' + uncommitted changes' if dirty else ''} ({profile} build)",
+        "asset-catalog-server": tool_version([str(bins.server), "--version"]),
+        "asset-watcher": tool_version([str(bins.watcher), "--version"]),
+        "rustc": tool_version(["rustc", "--version"]),
+        "garage": tool_version([str(bins.garage), "--version"]),
+        "rclone": tool_version([bins.rclone, "version"]),
+        "aws-cli": tool_version([bins.aws, "--version"]),
+        "wrk": tool_version([bins.wrk, "-v"]).split(" Copyright")[0],
+        "sha256sum": tool_version(["sha256sum", "--version"]),
+        "python (harness)": platform.python_version(),
+    }
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    if v is None or v != v:  # None or NaN
+        return "—"
+    if unit == "B" or float(v).is_integer() and abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if abs(v) >= 1 else f"{v:.3g}"
+
+
+def _target(c) -> str:
+    if c.target is None:
+        return "(context)"
+    if c.op == "==":
+        return f"= {_fmt(c.target)}"
+    return f"{'≥' if c.op == '>=' else '≤'} {c.target:g}×"
+
+
+def _verdict(met: bool | None) -> str:
+    return {True: "✅ met", False: "❌ missed", None: "—"}[met]
+
+
+def summary_rows(sc: Scenario) -> list[str]:
+    rows = []
+    for c in sc.comparisons:
+        ours = sc.measures.get(c.ours)
+        ref, ratio, met = sc.evaluate(c)
+        if c.target is None:
+            continue
+        ref_txt = (f"{sc.measures[c.ref].label}: {_fmt(ref)}" if c.ref and ref is not None
+                   else c.limit_label or "—")
+        rows.append(f"| {sc.id} | {c.figure} | {_fmt(ours.median if ours else None)} "
+                    f"{ours.unit if ours else ''} | {ref_txt} | "
+                    f"{'—' if ratio is None else f'{ratio:.2f}×'} | {_target(c)} | "
+                    f"{_verdict(met)} |")
+    return rows
+
+
+def scenario_section(sc: Scenario) -> list[str]:
+    out = [f"## {sc.id} — {sc.title}", "", sc.what, ""]
+    if sc.error:
+        out += [f"**Did not complete:** `{sc.error}`", ""]
+    out += ["| tool | median | unit | runs |", "|---|---:|---|---|"]
+    for m in sc.measures.values():
+        if not m.runs:
+            continue
+        runs = ", ".join(_fmt(v, m.unit) for v in m.runs)
+        out.append(f"| {m.label} | **{_fmt(m.median, m.unit)}** | {m.unit} | {runs} |")
+    out.append("")
+    ratios = []
+    for c in sc.comparisons:
+        _, ratio, met = sc.evaluate(c)
+        if ratio is None and c.op != "==":
+            continue
+        what = sc.measures[c.ref].label if c.ref else c.limit_label
+        val = f"{ratio:.2f}×" if ratio is not None else _fmt(sc.measures[c.ours].median)
+        ratios.append(f"| {c.figure} | {what} | {val} | {_target(c)} | {_verdict(met)} |")
+    if ratios:
+        out += ["| figure | against | ratio | target | |", "|---|---|---:|---|---|", *ratios, ""]
+    if sc.commands:
+        out += ["Commands:", "", "```", *sc.commands, "```", ""]
+    out += [f"- {n}" for n in dict.fromkeys(sc.notes)]
+    if sc.notes:
+        out.append("")
+    return out
+
+
+SUMMARY_HEAD = ["| | figure | ours | peer / limit | ratio | target | |",
+                "|---|---|---:|---|---:|---|---|"]
+
+
+def summary_table(scenarios: list[Scenario]) -> list[str]:
+    out = list(SUMMARY_HEAD)
+    for sc in scenarios:
+        out += summary_rows(sc)
+        if sc.error:
+            out.append(f"| {sc.id} | did not complete: {sc.error} | — | — | — | — | ❌ error |")
+    return out
+
+
+def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> str:
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{meta['command']}` on {time.strftime('%Y-%m-%d %H:%M %Z')} "
+        f"in {meta['wall']:.0f} s. Do not edit by hand: run the command again.",
+        "",
+        "Every figure is the **median of "
+        f"{meta['runs']} run{'s' if meta['runs'] != 1 else ''}**. Every tool talks to the "
+        "same Garage on 127.0.0.1 (single node, LMDB, TCP_NODELAY on accepted sockets "
+        "through an LD_PRELOAD shim"
+        f"{', verified active' if meta.get('nodelay') else ''}); our server runs on "
+        "127.0.0.1 too. Each upload starts from an empty bucket, index and client state.",
+        "",
+    ]
+    if meta.get("quick"):
+        out += ["> **Quick smoke run** — reduced sizes, not the issue's; do not quote "
+                "these numbers.", ""]
+    out += ["## Machine", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in machine.items()]
+    out += ["", "## Versions", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in vers.items()]
+    out += ["", "## Summary against the targets of issue #6", ""]
+    out += summary_table(scenarios)
+    out.append("")
+    for sc in scenarios:
+        out += scenario_section(sc)
+    out += [
+        "## How to reproduce",
+        "",
+        "```",
+        "bench/run.sh              # full run: builds release binaries, installs the peers",
+        "                          # (Debian rclone, awscli, wrk) and Garage when missing",
+        "bench/run.sh --quick      # smoke run with small sizes, 1 run, writes target/bench/",
+        "bench/run.sh --help       # --runs N, --only B1,B4, --profile, --keep, ...",
+        "```",
+        "",
+        "`$DATA` is the generated data, `$SERVER` our server's URL, `$GARAGE` the Garage S3 "
+        "endpoint; the peers get their endpoint, keys, region `garage` and path-style "
+        "addressing from environment variables and config files in a temporary HOME. "
+        "Raw results: `target/bench/results.json`. The harness is `bench/harness/` "
+        "(Python, standard library only) plus `bench/objstore-bench` (the object_store "
+        "baselines and the HEAD load generator).",
+        "",
+    ]
+    return "\n".join(out)

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Benchmarks of issue #6, in one command, on this machine: builds release
+# binaries, installs the peers (Debian's rclone, awscli, wrk) and Garage when
+# missing, starts Garage (TCP_NODELAY shim) and asset-catalog-server on
+# 127.0.0.1, generates its own data, runs B1-B6 for us and for the peers
+# (median of 3 runs each) and writes BENCHMARKS.md.
+#
+#   bench/run.sh                    # full run (~30 min on 2 cores), writes BENCHMARKS.md
+#   bench/run.sh --quick            # smoke run: small sizes, 1 run (~2 min),
+#                                   #   writes target/bench/BENCHMARKS.quick.md
+#   bench/run.sh --runs 5 --only B1,B4
+#   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
+#   bench/run.sh --no-build         # use the binaries already in target/
+#   bench/run.sh --help             # every option of the harness
+#
+# Run it on an otherwise idle machine: the load average is recorded in the report.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+profile=release
+build=1
+pass=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --profile) profile="${2:?--profile needs release or debug}"; shift 2 ;;
+    --profile=*) profile="${1#--profile=}"; shift ;;
+    --no-build) build=0; shift ;;
+    -h|--help)
+      sed -n '2,16p' "$0"
+      echo
+      exec python3 -B bench/harness --help ;;
+    *) pass+=("$1"); shift ;;
+  esac
+done
+case "$profile" in
+  release) cargo_profile=(--release) ;;
+  debug) cargo_profile=() ;;
+  *) echo "run.sh: --profile must be release or debug, not '$profile'" >&2; exit 2 ;;
+esac
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "tools"
+for t in python3 gcc cargo git find sha256sum xargs; do
+  command -v "$t" >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
+done
+# The peers are Debian's packages, called by absolute path (a pip-installed
+# aws earlier in PATH must not be picked up instead).
+missing=()
+[ -x /usr/bin/rclone ] || missing+=(rclone)
+[ -x /usr/bin/aws ] || missing+=(awscli)
+[ -x /usr/bin/wrk ] || missing+=(wrk)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing ${missing[*]} from Debian" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "run.sh: install the peers first: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+garage=$(scripts/install-garage.sh)
+echo "garage: $garage" >&2
+
+target="${CARGO_TARGET_DIR:-$repo/target}"
+mkdir -p "$target/bench"
+shim="$target/bench/nodelay.so"
+gcc -O2 -Wall -shared -fPIC -o "$shim" bench/nodelay.c -ldl
+
+if [ "$build" = 1 ]; then
+  step "cargo build ${cargo_profile[*]} --workspace --bins"
+  cargo build "${cargo_profile[@]}" --workspace --bins
+fi
+
+step "benchmarks"
+exec python3 -B bench/harness --repo "$repo" --bin-dir "$target/$profile" \
+  --profile "$profile" --garage "$garage" --shim "$shim" \
+  --command "bench/run.sh${pass[*]:+ ${pass[*]}}" "${pass[@]}"
