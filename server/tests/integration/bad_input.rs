@@ -167,3 +167,38 @@ pub async fn truncated_bodies_store_nothing(kind: Kind) {
     s.assert_empty().await;
     s.stop().await;
 }
+
+/// S3 only: the aborted multipart uploads of a hash mismatch and of a
+/// truncated body leave no unfinished upload (no invisible parts) in Garage.
+pub async fn aborted_uploads_leave_no_parts_in_s3(kind: Kind) {
+    use object_store::ObjectStoreExt as _;
+
+    let s = TestServer::start_with(kind, |c| c.storage.part_size_bytes = 16 << 20).await;
+    let garage = s.garage.as_ref().expect("an S3 backend");
+    let big = crate::support::chunk(1, 12 << 20);
+    let wrong = sha256_hex(b"not these bytes");
+    let (status, json) = s.put(&wrong, "big.bin", big.clone()).await;
+    assert_error(status, &json, 422, ErrorCode::HashMismatch);
+    let sha = sha256_hex(&big);
+    let head = format!(
+        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        20 << 20
+    );
+    let (status, json) = raw_exchange(s.addr, &head, &big).await;
+    assert_error(status, &json, 400, ErrorCode::IncompleteBody);
+    // Control: an upload left open is counted, so a zero below means something.
+    let mut control = s
+        .store
+        .put_multipart(&"control".into())
+        .await
+        .expect("start control");
+    control
+        .put_part(Bytes::from(vec![0u8; 5 << 20]).into())
+        .await
+        .expect("control part");
+    garage.wait_unfinished_multipart_uploads(1).await;
+    control.abort().await.expect("abort control");
+    garage.wait_unfinished_multipart_uploads(0).await;
+    s.assert_empty().await;
+    s.stop().await;
+}

@@ -171,6 +171,95 @@ async fn serves_after_ready_and_drains_on_sigterm() {
 }
 
 #[actix_web::test]
+async fn ready_only_once_s3_answers() {
+    use crate::garage::{self, Garage, free_port};
+    use std::os::unix::fs::PermissionsExt;
+
+    let env = Env::new();
+    let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
+    let secret = env.dir.path().join("s3-secret");
+    std::fs::write(&secret, garage::SECRET_KEY).expect("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\n\n[storage]\nurl = \"s3://{bucket}\"\nendpoint = \"http://127.0.0.1:{s3_port}\"\nregion = \"{region}\"\nallow_http = true\naccess_key_id = \"{key}\"\nsecret_access_key_file = \"{secret}\"\n",
+        port = env.port,
+        state = env.state().display(),
+        bucket = garage::BUCKET,
+        region = garage::REGION,
+        key = garage::ACCESS_KEY,
+        secret = secret.display(),
+    );
+    std::fs::write(env.config(), config).expect("write config");
+    // A secret others can read is refused, by check-config and by serve.
+    let out = env.run(&["check-config"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{out:?}"
+    );
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // check-config does not need the storage to be up.
+    let out = env.run(&["check-config"]);
+    assert!(out.status.success(), "{out:?}");
+
+    let socket_path = env.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    let child = env
+        .command()
+        .arg("serve")
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let waiting = read_until_prefix(&socket, "STATUS=waiting").await;
+    assert!(
+        !waiting.iter().any(|m| m.contains("READY=1")),
+        "{waiting:?}"
+    );
+    let (status, _) = json_of(
+        client()
+            .get(env.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz"),
+    )
+    .await;
+    assert_eq!(status, 200, "serving /healthz while waiting for storage");
+    let (status, _) = json_of(
+        client()
+            .get(env.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz"),
+    )
+    .await;
+    assert_eq!(status, 503);
+
+    let _garage = Garage::start_on(s3_port, rpc_port, admin_port).await;
+    read_until(&socket, "READY=1").await;
+    upload(&env, "after-ready.txt", b"stored in garage").await;
+    sigterm(&child);
+    assert!(wait(child).success());
+}
+
+async fn read_until_prefix(socket: &UnixDatagram, prefix: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(60), socket.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no {prefix} within 60 s; got {seen:?}"))
+            .expect("recv");
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.lines().any(|l| l.starts_with(prefix));
+        seen.push(msg);
+        if done {
+            return seen;
+        }
+    }
+}
+
+#[actix_web::test]
 async fn check_config_reports_every_problem() {
     let env = Env::new();
     let ok = env.run(&["check-config"]);
@@ -319,4 +408,39 @@ async fn generate_docs_writes_man_page_and_completions() {
     }
     let help = Command::new(BIN).arg("--help").output().expect("help");
     assert!(!String::from_utf8_lossy(&help.stdout).contains("generate-docs"));
+}
+
+/// Every server configuration the repository ships passes `check-config`.
+#[actix_web::test]
+async fn shipped_configs_pass_check_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    for dir in ["debian", "packaging", "systemd"] {
+        collect_server_configs(&root.join(dir), &mut found);
+    }
+    assert!(
+        !found.is_empty(),
+        "no shipped server.toml found under debian/, packaging/ or systemd/"
+    );
+    for config in found {
+        let out = Command::new(BIN)
+            .env_clear()
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .output()
+            .expect("run");
+        assert!(out.status.success(), "{}: {out:?}", config.display());
+    }
+}
+
+fn collect_server_configs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_server_configs(&path, out);
+        } else if path.file_name().is_some_and(|n| n == "server.toml") {
+            out.push(path);
+        }
+    }
 }

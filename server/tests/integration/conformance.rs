@@ -101,6 +101,28 @@ pub async fn same_content_is_stored_once(kind: Kind) {
     s.stop().await;
 }
 
+pub async fn concurrent_uploads_store_one_copy(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let body = crate::support::chunk(9, 3 << 20);
+    let sha = sha256_hex(&body);
+    let names = ["a.jpg", "b.png", "c.gif", "d.txt", "e", "f.bin"];
+    let uploads = names.iter().map(|name| s.put(&sha, name, body.clone()));
+    let results = futures_util::future::join_all(uploads).await;
+    let created: Vec<bool> = results
+        .iter()
+        .map(|(status, json)| {
+            assert!(*status == 201 || *status == 200, "{status} {json}");
+            json["created"].as_bool().expect("created")
+        })
+        .collect();
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+    let keys = s.keys().await;
+    assert_eq!(keys.len(), 2, "one object and its sidecar: {keys:?}");
+    let (_, json) = s.get_json(&format!("/v1/assets/{sha}")).await;
+    assert_eq!(json["sighting_count"], names.len());
+    s.stop().await;
+}
+
 pub async fn hash_mismatch_stores_nothing(kind: Kind) {
     let s = TestServer::start(kind).await;
     let wrong = sha256_hex(b"something else");

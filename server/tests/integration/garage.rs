@@ -17,6 +17,7 @@ pub const REGION: &str = "garage";
 pub const BUCKET: &str = "assets-test";
 pub const ACCESS_KEY: &str = "GKtestaccesskey0123456789";
 pub const SECRET_KEY: &str = "testsecretkey-0123456789abcdef0123456789abcdef";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 /// One running Garage.
 #[derive(Debug)]
@@ -39,7 +40,7 @@ pub fn binary() -> PathBuf {
     cache.join("asset-catalog/garage-2.5.0/bin/garage")
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -47,8 +48,13 @@ fn free_port() -> u16 {
 }
 
 impl Garage {
-    /// Start Garage and wait until its S3 API serves the test bucket.
+    /// Start Garage on free ports and wait until it serves the test bucket.
     pub async fn start() -> Self {
+        Self::start_on(free_port(), free_port(), free_port()).await
+    }
+
+    /// Start Garage on the given S3, RPC and admin ports.
+    pub async fn start_on(s3_port: u16, rpc_port: u16, admin_port: u16) -> Self {
         let bin = binary();
         assert!(
             bin.exists(),
@@ -56,7 +62,6 @@ impl Garage {
             bin.display()
         );
         let dir = tempfile::tempdir().expect("garage tempdir");
-        let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
         let secret = hex::encode(rand::random::<[u8; 32]>());
         let config = format!(
             r#"metadata_dir = "{d}/meta"
@@ -74,6 +79,7 @@ root_domain = ".s3.garage.localhost"
 
 [admin]
 api_bind_addr = "127.0.0.1:{admin_port}"
+admin_token = "{ADMIN_TOKEN}"
 "#,
             d = dir.path().display()
         );
@@ -122,6 +128,41 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         Arc::new(store)
     }
 
+    /// Multipart uploads started in the test bucket and neither completed nor
+    /// aborted, as Garage's admin API counts them.
+    pub async fn unfinished_multipart_uploads(&self) -> i64 {
+        let url = format!(
+            "http://127.0.0.1:{}/v2/GetBucketInfo?globalAlias={BUCKET}",
+            self.admin_port
+        );
+        let mut res = awc::Client::new()
+            .get(url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("GetBucketInfo");
+        let info: serde_json::Value = res.json().await.expect("bucket info JSON");
+        info["unfinishedMultipartUploads"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no unfinishedMultipartUploads in {info}"))
+    }
+
+    /// Poll (Garage updates its counters asynchronously) until the count is `want`.
+    pub async fn wait_unfinished_multipart_uploads(&self, want: i64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = self.unfinished_multipart_uploads().await;
+            if n == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "garage still counts {n} unfinished multipart uploads, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn wait_until_serving(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         let store = self.store();
@@ -157,9 +198,16 @@ async fn health_ok(port: u16) -> bool {
     stream.read_exact(&mut head).await.is_ok() && &head == b"HTTP/1.1 200"
 }
 
-impl Drop for Garage {
-    fn drop(&mut self) {
+impl Garage {
+    /// Stop the server now (simulates an outage).
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -8,6 +8,8 @@ mod binary;
 mod conformance;
 mod garage;
 mod large;
+mod outage;
+mod protocol;
 mod support;
 
 /// Instantiate every suite function for one backend.
@@ -16,6 +18,7 @@ macro_rules! suite {
         suite!(@tests $kind;
             conformance::upload_then_read_back,
             conformance::same_content_is_stored_once,
+            conformance::concurrent_uploads_store_one_copy,
             conformance::hash_mismatch_stores_nothing,
             conformance::ranges_and_conditional_requests,
             conformance::check_sightings_and_delete,
@@ -46,8 +49,23 @@ mod memory {
 
 mod file {
     suite!(crate::support::Kind::File);
+
+    #[actix_web::test]
+    async fn storage_outage_gives_503_and_not_ready() {
+        crate::outage::storage_outage_gives_503_and_not_ready(crate::support::Kind::File).await;
+    }
 }
 
 mod s3 {
     suite!(crate::support::Kind::S3);
+
+    #[actix_web::test]
+    async fn storage_outage_gives_503_and_not_ready() {
+        crate::outage::storage_outage_gives_503_and_not_ready(crate::support::Kind::S3).await;
+    }
+
+    #[actix_web::test]
+    async fn aborted_uploads_leave_no_parts_in_s3() {
+        crate::bad_input::aborted_uploads_leave_no_parts_in_s3(crate::support::Kind::S3).await;
+    }
 }

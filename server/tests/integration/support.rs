@@ -39,7 +39,7 @@ pub struct TestServer {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<actix_web::rt::task::JoinHandle<Result<(), asset_catalog_server::ServeError>>>,
     _state: tempfile::TempDir,
-    _garage: Option<Garage>,
+    pub garage: Option<Garage>,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -121,7 +121,7 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
             _state: state,
-            _garage: garage,
+            garage,
         };
         server.wait_ready().await;
         server

@@ -1,0 +1,78 @@
+//! HTTP protocol details that do not depend on the backend: `Expect:
+//! 100-continue` (curl sends it for large bodies), an upload in flight when
+//! shutdown begins completes, and `/metrics` can be switched off.
+
+use asset_catalog_proto::ErrorCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::{Kind, TestServer, assert_error, parse_response, sha256_hex};
+
+async fn read_some(stream: &mut tokio::net::TcpStream) -> String {
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(30), stream.read(&mut buf))
+        .await
+        .expect("server answered")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+#[actix_web::test]
+async fn expect_continue_is_honoured() {
+    let s = TestServer::start(Kind::Memory).await;
+    let body = vec![b'x'; 2 << 20];
+    let sha = sha256_hex(&body);
+    let mut stream = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let interim = read_some(&mut stream).await;
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim:?}");
+    stream.write_all(&body).await.expect("body");
+    stream.shutdown().await.expect("half-close");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.expect("response");
+    let (status, json) = parse_response(&rest);
+    assert_eq!(status, 201, "{json}");
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn upload_in_flight_at_shutdown_completes() {
+    let s = TestServer::start(Kind::Memory).await;
+    let body = vec![7u8; 1 << 20];
+    let sha = sha256_hex(&body);
+    let mut stream = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&body[..1000]).await.expect("first part");
+    // Give the server the request, then ask it to stop while the body is still coming.
+    let check = s.get_json("/healthz").await;
+    assert_eq!(check.0, 200);
+    let store = s.store.clone();
+    let stopping = actix_web::rt::spawn(s.stop());
+    stream.write_all(&body[1000..]).await.expect("rest");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("response");
+    let (status, json) = parse_response(&response);
+    assert_eq!(status, 201, "{json}");
+    stopping.await.expect("server stopped cleanly");
+    let stored = object_store::ObjectStoreExt::head(&*store, &sha.as_str().into()).await;
+    assert!(stored.is_ok(), "the drained upload was stored");
+}
+
+#[actix_web::test]
+async fn metrics_can_be_disabled() {
+    let s = TestServer::start_with(Kind::Memory, |c| c.metrics.enabled = false).await;
+    let (status, json) = s.get_json("/metrics").await;
+    assert_error(status, &json, 404, ErrorCode::RouteNotFound);
+    s.stop().await;
+}
