@@ -19,6 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
+import product
 import report
 import scen_local
 import scen_server
@@ -50,6 +51,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--no-drop-caches", action="store_true",
                     help="B1 is 'cold': the page cache is dropped before each upload "
                     "(needs root; not in --quick runs); this turns that off")
+    ap.add_argument("--perf", action="store_true",
+                    help="record CPU profiles (perf record, DWARF call graphs) of the server "
+                    "and the watcher into target/bench/perf/; timings and RSS are then "
+                    "perturbed, so such a run is for profiling, not for BENCHMARKS.md")
     ap.add_argument("--command", default="bench/run.sh", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()]
@@ -61,8 +66,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     if args.output is None:
-        args.output = (args.repo / "target" / "bench" / "BENCHMARKS.quick.md" if args.quick
-                       else args.repo / "BENCHMARKS.md")
+        name = ("BENCHMARKS.perf.md" if args.perf else
+                "BENCHMARKS.quick.md" if args.quick else None)
+        args.output = args.repo / "target" / "bench" / name if name else args.repo / "BENCHMARKS.md"
     return args
 
 
@@ -116,8 +122,12 @@ def main(argv: list[str]) -> int:
             print(f"bench: missing binary {b}", file=sys.stderr)
             return 2
     params = Params.quick() if args.quick else Params()
+    if args.perf:
+        product.PERF_DIR = args.repo / "target" / "bench" / "perf"
+        shutil.rmtree(product.PERF_DIR, ignore_errors=True)
     ctx = Ctx(bins, work, args.runs, params,
               drop_caches=not (args.no_drop_caches or args.quick))
+    load_start = os.getloadavg()[0]
     machine = report.machine_info()
     vers = report.versions(bins, args.repo, args.profile)
     log(f"scratch directory {work}; scenarios {','.join(args.only)}; {args.runs} run(s)")
@@ -136,17 +146,21 @@ def main(argv: list[str]) -> int:
             log(f"logs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    machine["load at end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    machine["load average at end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     meta = {"command": args.command, "runs": args.runs, "quick": args.quick,
-            "wall": time.monotonic() - start, "nodelay": bool(args.shim)}
+            "wall": time.monotonic() - start, "nodelay": bool(args.shim),
+            "profile": args.profile, "load_start": load_start, "perf": args.perf}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report.render(scenarios, machine, vers, meta))
-    raw = args.repo / "target" / "bench" / ("results.quick.json" if args.quick else "results.json")
+    tag = ".quick" * args.quick + ".perf" * args.perf
+    raw = args.repo / "target" / "bench" / f"results{tag}.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps({"machine": machine, "versions": vers, "meta": meta,
                                "scenarios": [dataclasses.asdict(s) for s in scenarios]},
                               indent=2, default=str))
     log(f"wrote {args.output} and {raw}")
+    if args.perf:
+        log(f"CPU profiles: {product.PERF_DIR}/*.data (perf report -i FILE)")
     print("\n".join(report.summary_table(scenarios)))
     return 1 if failed else 0
 

@@ -10,12 +10,42 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 from garage import ACCESS_KEY, BUCKET, REGION, Garage
 from util import (BenchError, Timed, check, clean_env, free_port, http, http_json, peak_rss_kib,
                   run_timed, spawn, stop, wait_until)
+
+
+# Set by --perf: record CPU profiles of our daemons into this directory.
+PERF_DIR: Path | None = None
+PERF_ARGS = ["-F", "299", "--call-graph", "dwarf,16384", "-q"]
+
+
+def perf_attach(pid: int, label: str, log_path: Path):
+    """`perf record -p PID` into PERF_DIR/label.data; None without --perf."""
+    if PERF_DIR is None:
+        return None
+    PERF_DIR.mkdir(parents=True, exist_ok=True)
+    return spawn(["perf", "record", *PERF_ARGS, "-o", str(PERF_DIR / f"{label}.data"),
+                  "-p", str(pid)], log_path)
+
+
+def perf_wrap(cmd: list[str], label: str) -> list[str]:
+    """Prefix a short-lived command with `perf record` under --perf."""
+    if PERF_DIR is None:
+        return cmd
+    PERF_DIR.mkdir(parents=True, exist_ok=True)
+    return ["perf", "record", *PERF_ARGS, "-o", str(PERF_DIR / f"{label}.data"), "--", *cmd]
+
+
+def perf_stop(proc) -> None:
+    """Stop a `perf record -p` cleanly (SIGINT makes it write its file)."""
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    stop(proc, grace=60.0)
 
 
 class Server:
@@ -26,6 +56,7 @@ class Server:
         self.root = root
         self.garage = garage
         self.proc = None
+        self.perf = None
         self.port = 0
         self.token: str | None = None
 
@@ -71,6 +102,7 @@ class Server:
         self.proc = spawn([str(self.binary), "--config", str(config)], log_path, env)
         wait_until(lambda: http("GET", self.url + "/readyz", timeout=2)[0] == 200,
                    "asset-catalog-server /readyz", 60, self.proc, log_path)
+        self.perf = perf_attach(self.proc.pid, f"server-{self.root.name}", log_path)
         return self
 
     def peak_rss_kib(self) -> int:
@@ -89,6 +121,8 @@ class Server:
         raise BenchError("GET /v1/assets did not finish paging")
 
     def stop(self) -> None:
+        perf_stop(self.perf)
+        self.perf = None
         stop(self.proc, grace=20.0)
         self.proc = None
 
@@ -119,6 +153,7 @@ class Watcher:
         self.watch_dir = watch_dir
         self.concurrency = concurrency
         self.proc = None
+        self.perf = None
         if root.exists():
             shutil.rmtree(root)
         root.mkdir(parents=True)
@@ -151,8 +186,8 @@ class Watcher:
 
     def scan(self, label: str) -> Timed:
         """`asset-watcher scan`: one-shot sync, timed end to end."""
-        t = run_timed([str(self.binary), "scan", "--no-progress"], env=self.env,
-                      stdout_path=self.root / f"scan-{label}.out")
+        cmd = perf_wrap([str(self.binary), "scan", "--no-progress"], f"watcher-scan-{label}")
+        t = run_timed(cmd, env=self.env, stdout_path=self.root / f"scan-{label}.out")
         return check(t, "asset-watcher scan")
 
     def status(self) -> dict:
@@ -173,6 +208,8 @@ class Watcher:
 
     def start_daemon(self) -> None:
         self.proc = spawn([str(self.binary), "run"], self.root / "run.log", self.env)
+        self.perf = perf_attach(self.proc.pid, f"watcher-run-{self.root.name}",
+                                self.root / "run.log")
 
     def daemon_alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -180,6 +217,8 @@ class Watcher:
     def stop_daemon(self) -> int:
         """Stop `asset-watcher run`; returns its peak RSS in KiB."""
         rss = peak_rss_kib(self.proc.pid) if self.proc else 0
+        perf_stop(self.perf)
+        self.perf = None
         stop(self.proc)
         self.proc = None
         return rss

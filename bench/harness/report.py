@@ -31,7 +31,7 @@ def machine_info() -> dict:
         "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
         "kernel": platform.release(),
         "os": _os_release(),
-        "load_start": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+        "load average at start": "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
     }
 
 
@@ -165,6 +165,14 @@ def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> 
     if meta.get("quick"):
         out += ["> **Quick smoke run** — reduced sizes, not the issue's; do not quote "
                 "these numbers.", ""]
+    if meta.get("perf"):
+        out += ["> **Profiled run (--perf)** — perf record was attached to our daemons; "
+                "timings and RSS are perturbed.", ""]
+    if meta.get("profile") != "release":
+        out += [f"> **{meta.get('profile')} build** — not the release binaries users get.", ""]
+    if os.cpu_count() and meta.get("load_start", 0.0) > 0.5 * os.cpu_count():
+        out += [f"> **The machine was busy when the run started** (1-minute load average "
+                f"{meta['load_start']:.2f} on {os.cpu_count()} cores): expect noise.", ""]
     out += ["## Machine", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in machine.items()]
     out += ["", "## Versions", "", "| | |", "|---|---|"]
@@ -174,6 +182,9 @@ def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> 
     out.append("")
     for sc in scenarios:
         out += scenario_section(sc)
+    findings = Path(__file__).resolve().parent.parent / "findings.md"
+    if findings.exists():
+        out += [findings.read_text().strip(), ""]
     out += [
         "## How to reproduce",
         "",
