@@ -106,7 +106,10 @@ async fn straight_to_s3(chunks: Vec<Bytes>, part_size: usize) -> f64 {
         .expect("S3 client");
     let key = format!("bench/direct-{}", std::process::id());
     let start = Instant::now();
-    let upload = store.put_multipart(&key.as_str().into()).await.expect("start multipart");
+    let upload = store
+        .put_multipart(&key.as_str().into())
+        .await
+        .expect("start multipart");
     let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
     for chunk in chunks {
         // Same in-flight bound as the server (2 parts).
@@ -127,18 +130,30 @@ async fn main() {
     let part_size = env_or("BENCH_PART_SIZE_MIB", 16) * MIB;
     let bytes = mib * MIB;
     if let Some(pid) = &pid {
-        println!("server VmHWM before: {}", vm_hwm(pid).unwrap_or_else(|| "?".into()));
+        println!(
+            "server VmHWM before: {}",
+            vm_hwm(pid).unwrap_or_else(|| "?".into())
+        );
     }
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
     let chunks = generate(seed, mib);
     let seconds = through_server(&server, chunks).await;
-    println!("(a) PUT through asset-catalog-server: {}", rate(bytes, seconds));
+    println!(
+        "(a) PUT through asset-catalog-server: {}",
+        rate(bytes, seconds)
+    );
     if let Some(pid) = &pid {
-        println!("server VmHWM after:  {}", vm_hwm(pid).unwrap_or_else(|| "?".into()));
+        println!(
+            "server VmHWM after:  {}",
+            vm_hwm(pid).unwrap_or_else(|| "?".into())
+        );
     }
     let chunks = generate(seed ^ 0x5555_5555, mib);
     let seconds = straight_to_s3(chunks, part_size).await;
-    println!("(b) object_store multipart straight to S3: {}", rate(bytes, seconds));
+    println!(
+        "(b) object_store multipart straight to S3: {}",
+        rate(bytes, seconds)
+    );
 }

@@ -46,6 +46,17 @@ impl StorageError {
         Self::Backend { key, source }
     }
 
+    /// Classify an error of a write or listing: "not found" there means the
+    /// bucket (or directory) is missing, which is an outage, not a 404.
+    pub fn classify_write(key: &str, source: object_store::Error) -> Self {
+        match source {
+            object_store::Error::NotFound { .. } => Self::Unavailable(format!(
+                "writing {key}: the bucket or storage directory does not exist ({source})"
+            )),
+            other => Self::classify(key, other),
+        }
+    }
+
     /// Classify an I/O error while streaming a local file.
     pub fn io(key: &str, source: std::io::Error) -> Self {
         Self::Io {

@@ -135,7 +135,7 @@ impl Storage {
             .put_opts(&ObjectPath::from(key), payload, options)
             .await
             .map(drop)
-            .map_err(|e| StorageError::classify(key, e))
+            .map_err(|e| StorageError::classify_write(key, e))
     }
 
     /// Start a multipart upload to `key`; nothing is visible until `finish`.
@@ -152,7 +152,7 @@ impl Storage {
             .store
             .put_multipart_opts(&ObjectPath::from(key), options)
             .await
-            .map_err(|e| StorageError::classify(key, e))?;
+            .map_err(|e| StorageError::classify_write(key, e))?;
         Ok(MultipartWriter::new(key, upload, self.part_size))
     }
 
@@ -227,7 +227,8 @@ impl Storage {
             .boxed()
     }
 
-    /// Cheap liveness check: one HEAD of a key that need not exist.
+    /// Cheap liveness check: one listing of a prefix that holds nothing.
+    /// (A HEAD cannot tell a missing bucket from a missing key; a LIST can.)
     pub async fn probe(&self) -> Result<(), StorageError> {
         if let Backend::File(dir) = &self.backend {
             let meta = tokio::fs::metadata(dir)
@@ -240,9 +241,10 @@ impl Storage {
                 )));
             }
         }
-        match self.head(".probe/readyz").await {
-            Ok(_) | Err(StorageError::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e),
+        let prefix = ObjectPath::from(".probe");
+        match self.store.list(Some(&prefix)).next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(StorageError::classify_write(".probe/", e)),
         }
     }
 }

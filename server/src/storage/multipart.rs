@@ -40,7 +40,7 @@ impl MultipartWriter {
         writer
             .wait_for_capacity(PARTS_IN_FLIGHT)
             .await
-            .map_err(|e| StorageError::classify(&key, e))?;
+            .map_err(|e| StorageError::classify_write(&key, e))?;
         writer.put(chunk);
         Ok(())
     }
@@ -57,7 +57,7 @@ impl MultipartWriter {
             .finish()
             .await
             .map(drop)
-            .map_err(|e| StorageError::classify(&self.key, e))
+            .map_err(|e| StorageError::classify_write(&self.key, e))
     }
 
     /// Abandon the upload and remove the parts sent so far.

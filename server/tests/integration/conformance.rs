@@ -79,6 +79,29 @@ pub async fn upload_then_read_back(kind: Kind) {
     s.stop().await;
 }
 
+pub async fn empty_file_round_trips(kind: Kind) {
+    let s = TestServer::start(kind).await;
+    let sha = sha256_hex(b"");
+    let json = s.upload("empty.txt", b"").await;
+    assert_eq!(json["asset"]["size"], 0);
+    let mut res = client()
+        .get(s.url(&format!("/v1/assets/{sha}/content")))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.body().await.expect("body").is_empty());
+    let res = client()
+        .get(s.url(&format!("/v1/assets/{sha}/content")))
+        .insert_header((header::RANGE, "bytes=0-"))
+        .send()
+        .await
+        .expect("GET range");
+    let (status, json) = json_of(res).await;
+    assert_error(status, &json, 416, ErrorCode::RangeNotSatisfiable);
+    s.stop().await;
+}
+
 pub async fn same_content_is_stored_once(kind: Kind) {
     let s = TestServer::start(kind).await;
     let body = b"\x89PNG same bytes twice";

@@ -17,6 +17,7 @@ macro_rules! suite {
     ($kind:expr) => {
         suite!(@tests $kind;
             conformance::upload_then_read_back,
+            conformance::empty_file_round_trips,
             conformance::same_content_is_stored_once,
             conformance::concurrent_uploads_store_one_copy,
             conformance::hash_mismatch_stores_nothing,
@@ -62,6 +63,11 @@ mod s3 {
     #[actix_web::test]
     async fn storage_outage_gives_503_and_not_ready() {
         crate::outage::storage_outage_gives_503_and_not_ready(crate::support::Kind::S3).await;
+    }
+
+    #[actix_web::test]
+    async fn missing_bucket_is_an_outage() {
+        crate::outage::missing_bucket_is_an_outage(crate::support::Kind::S3).await;
     }
 
     #[actix_web::test]

@@ -50,3 +50,19 @@ fn break_storage(s: &mut TestServer) -> Option<Box<dyn FnOnce()>> {
         }
     }
 }
+
+/// A bucket that does not exist: not ready, and uploads are 503, not 404.
+pub async fn missing_bucket_is_an_outage(kind: Kind) {
+    let s = TestServer::start_unready(kind, |c| {
+        c.storage.url = Some("s3://no-such-bucket".into());
+    })
+    .await;
+    let (status, json) = s.get_json("/readyz").await;
+    assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+    let body = b"nowhere to go";
+    let (status, json) = s
+        .put(&sha256_hex(body), "x.txt", Bytes::from_static(body))
+        .await;
+    assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+    s.stop().await;
+}

@@ -90,6 +90,13 @@ impl TestServer {
 
     /// Start with a configuration tweak (limits, part size, …).
     pub async fn start_with(kind: Kind, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut server = Self::start_unready(kind, tweak).await;
+        server.wait_ready().await;
+        server
+    }
+
+    /// Start without waiting for `/readyz` (broken storage on purpose).
+    pub async fn start_unready(kind: Kind, tweak: impl FnOnce(&mut Config)) -> Self {
         let state = tempfile::tempdir().expect("state dir");
         let (mut config, store, garage) = backend(kind, state.path()).await;
         tweak(&mut config);
@@ -113,7 +120,7 @@ impl TestServer {
             listener,
             shutdown,
         ));
-        let mut server = Self {
+        let server = Self {
             addr,
             _config: config,
             store,
@@ -123,8 +130,15 @@ impl TestServer {
             _state: state,
             garage,
         };
-        server.wait_ready().await;
-        server
+        // `/healthz` answers as soon as the listener serves.
+        let client = client();
+        for _ in 0..400 {
+            if client.get(server.url("/healthz")).send().await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("server on {} does not answer /healthz", server.addr);
     }
 
     async fn wait_ready(&mut self) {
