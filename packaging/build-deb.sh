@@ -34,8 +34,8 @@ done
 say "man pages and shell completions"
 rm -rf "$docs"
 mkdir -p "$docs"
-"$target_dir/release/asset-catalog-server" generate-docs --out "$docs"
-"$target_dir/release/asset-watcher" generate-docs --out "$docs"
+"$target_dir/release/asset-catalog-server" generate-docs --out "$docs" >&2
+"$target_dir/release/asset-watcher" generate-docs --out "$docs" >&2
 for f in asset-catalog-server.1 asset-watcher.1 \
   asset-catalog-server.bash _asset-catalog-server asset-catalog-server.fish \
   asset-watcher.bash _asset-watcher asset-watcher.fish; do

@@ -15,7 +15,7 @@
 # caller's EXIT trap), whatever state the run is in.
 
 CT_SUITE=bookworm
-CT_INCLUDE=systemd,systemd-sysv,dbus,libpam-systemd,dbus-user-session,curl,jq,procps,man-db
+CT_INCLUDE=systemd,systemd-sysv,dbus,libpam-systemd,dbus-user-session,ca-certificates,curl,jq,procps,man-db
 CT_TEST_USER=tester
 CT_TEST_UID=1000
 CT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -138,16 +138,30 @@ step_watcher() {
     [ \"\$(grep -cx $H_PHOTO <<<\"\$hashes\")\" = 1 ]"
   run "downloaded content matches (GET /v1/assets/{sha256}/content)" ct_sh "
     [ \"\$(curl -fsS $SERVER/v1/assets/$H_BIG/content | sha256sum | cut -d' ' -f1)\" = $H_BIG ]"
-  eventually 10 "journalctl --user -u asset-watcher shows the uploads" ct_user_sh '
-    out=$(journalctl --user --no-pager -u asset-watcher)
-    echo "$out" | tail -n 8
-    for f in notes.txt photo.jpg video.mp4 clip.mov; do echo "$out" | grep -q "$f" || { echo "no $f"; exit 1; }; done'
+  # The watcher logs each upload as a structured entry (the file's path and
+  # hash are journal fields, shown by -o verbose / -o json).
+  eventually 10 "journalctl --user -u asset-watcher shows the uploads" ct_user_sh "
+    out=\$(journalctl --user --no-pager -o verbose -u asset-watcher)
+    for h in $H_TEXT $H_PHOTO $H_BIG $H_NESTED; do
+      echo \"\$out\" | grep -q \"=\$h\" || { echo \"no journal entry for \$h\"; exit 1; }
+    done
+    for f in notes.txt photo.jpg video.mp4 2026/trip/clip.mov; do
+      echo \"\$out\" | grep -q \"=$WATCHED/\$f\\\$\" || { echo \"no journal entry for \$f\"; exit 1; }
+    done
+    journalctl --user --no-pager -u asset-watcher -o json | jq -r 'select(.F_FILE_PATH) | [.MESSAGE, .F_FILE_PATH, .F_ASSET_SHA256] | @tsv'"
+  ct_user_sh "journalctl --user --no-pager -u asset-watcher -o json |
+    jq -r 'select(.F_FILE_PATH) | \"\\(.MESSAGE) \\(.F_FILE_PATH) \\(.F_ASSET_SHA256[0:12])…\"'" |
+    sed 's/^/          journal: /'
   ASSETS_BEFORE=$(catalog_hashes | wc -l)
 }
 
 step_restart_upgrade_purge() {
   step "5. restarts, reinstall/upgrade with a modified conffile, remove, purge"
   local pid_before count
+  local uploads
+  uploads=$(metric asset_catalog_uploads_total)
+  [ "$uploads" -ge 4 ] && pass "server counted the uploads (asset_catalog_uploads_total = $uploads)" ||
+    fail "asset_catalog_uploads_total is $uploads in /metrics, expected >= 4"
   run "systemctl restart asset-catalog-server" ct_sh 'systemctl restart asset-catalog-server && systemctl is-active asset-catalog-server'
   eventually 30 "server ready again" server_ready
   run "systemctl --user restart asset-watcher" ct_user_sh 'systemctl --user restart asset-watcher && systemctl --user is-active asset-watcher'
@@ -245,7 +259,6 @@ EOF
     grep -A7 '^\\[storage\\]' /etc/asset-catalog/server.toml
     install -m 0600 /dev/null /etc/asset-catalog/credentials/secret-access-key
     printf '%s' '$secret' > /etc/asset-catalog/credentials/secret-access-key
-    asset-catalog-server check-config
     systemctl restart asset-catalog-server
     systemctl is-active asset-catalog-server"
   eventually 30 "server ready on S3 (/readyz checks the bucket)" server_ready
@@ -259,7 +272,7 @@ EOF
   info "dropped: s3/readme.txt, s3/raw.bin (24 MB: multipart with 16 MiB parts)"
   eventually 90 "both files reach the catalog" catalog_has "$h_small" "$h_big"
   run "the bytes are in the bucket, not in the embedded store" ct_sh "
-    listing=\$(curl -fsS --aws-sigv4 'aws:amz:garage:s3' --user '$key:$secret' 'http://127.0.0.1:3900/$bucket?list-type=2')
+    listing=\$(curl -fsS -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 'aws:amz:garage:s3' --user '$key:$secret' 'http://127.0.0.1:3900/$bucket?list-type=2')
     grep -q '<Key>$h_small' <<<\"\$listing\"
     grep -q '<Key>$h_big' <<<\"\$listing\"
     [ -z \"\$(find /var/lib/private/asset-catalog -path '*objects*' -type f 2>/dev/null)\" ]"
@@ -270,5 +283,5 @@ EOF
     apt purge -y asset-catalog
     ! test -e /etc/asset-catalog
     ! test -e /var/lib/private/asset-catalog
-    curl -fsS --aws-sigv4 'aws:amz:garage:s3' --user '$key:$secret' 'http://127.0.0.1:3900/$bucket?list-type=2' | grep -q '<Key>$h_big'"
+    curl -fsS -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --aws-sigv4 'aws:amz:garage:s3' --user '$key:$secret' 'http://127.0.0.1:3900/$bucket?list-type=2' | grep -q '<Key>$h_big'"
 }
