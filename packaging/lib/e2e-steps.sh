@@ -80,6 +80,21 @@ step_start() {
     [ "$uid" -ne 0 ]
     [ "$(stat -c %u /var/lib/private/asset-catalog)" = "$uid" ]
     test -L /var/lib/asset-catalog'
+  # WatchdogSec=30s in the unit; a drop-in (what `systemctl edit` writes) makes
+  # it short enough to see the pings: the server must outlive several periods.
+  run "watchdog: with WatchdogSec=2s the server keeps pinging and stays up for 6 s" ct_sh '
+    mkdir -p /etc/systemd/system/asset-catalog-server.service.d
+    printf "[Service]\nWatchdogSec=2s\n" > /etc/systemd/system/asset-catalog-server.service.d/e2e-watchdog.conf
+    systemctl daemon-reload && systemctl restart asset-catalog-server
+    pid=$(systemctl show -p MainPID --value asset-catalog-server)
+    sleep 6
+    systemctl show -p WatchdogTimestampMonotonic -p NRestarts -p MainPID asset-catalog-server
+    [ "$(systemctl show -p MainPID --value asset-catalog-server)" = "$pid" ]
+    [ "$(systemctl show -p NRestarts --value asset-catalog-server)" = 0 ]
+    [ "$(systemctl show -p WatchdogTimestampMonotonic --value asset-catalog-server)" != 0 ]
+    rm -r /etc/systemd/system/asset-catalog-server.service.d
+    systemctl daemon-reload && systemctl restart asset-catalog-server'
+  eventually 30 "server ready again" server_ready
   local security score
   security=$(ct_exec systemd-analyze security --no-pager asset-catalog-server.service 2>&1) ||
     fail "systemd-analyze security"
@@ -103,7 +118,7 @@ step_journal() {
     out=$(journalctl --no-pager -u asset-catalog-server _EXE=/usr/bin/asset-catalog-server)
     echo "$out" | tail -n 5
     echo "$out" | grep -q "127.0.0.1:8000" && echo "$out" | grep -qi "file://"'
-  run "journal has systemd's record of the start" ct_sh \
+  eventually 10 "journal has systemd's record of the start" ct_sh \
     'journalctl --no-pager -u asset-catalog-server | grep -q "Started asset-catalog-server.service"'
 }
 
@@ -123,6 +138,19 @@ step_watcher() {
     asset-watcher check-config"
   run "systemctl --user enable --now asset-watcher" ct_user_sh 'systemctl --user enable --now asset-watcher'
   run "asset-watcher active (Type=notify)" watcher_active
+  run "watchdog: with WatchdogSec=2s the watcher keeps pinging and stays up for 6 s" ct_user_sh '
+    mkdir -p ~/.config/systemd/user/asset-watcher.service.d
+    printf "[Service]\nWatchdogSec=2s\n" > ~/.config/systemd/user/asset-watcher.service.d/e2e-watchdog.conf
+    systemctl --user daemon-reload && systemctl --user restart asset-watcher
+    pid=$(systemctl --user show -p MainPID --value asset-watcher)
+    sleep 6
+    systemctl --user show -p WatchdogTimestampMonotonic -p NRestarts -p MainPID asset-watcher
+    [ "$(systemctl --user show -p MainPID --value asset-watcher)" = "$pid" ]
+    [ "$(systemctl --user show -p NRestarts --value asset-watcher)" = 0 ]
+    [ "$(systemctl --user show -p WatchdogTimestampMonotonic --value asset-watcher)" != 0 ]
+    rm -r ~/.config/systemd/user/asset-watcher.service.d
+    systemctl --user daemon-reload && systemctl --user restart asset-watcher
+    systemctl --user is-active asset-watcher'
 
   H_TEXT=$(ct_user_sh "printf 'hello from the e2e test\n' > ~/Assets/notes.txt; sha256sum ~/Assets/notes.txt | cut -d' ' -f1")
   H_PHOTO=$(drop_file photo.jpg 300000)
