@@ -132,6 +132,7 @@ if [ ! -f "$deb" ]; then
 fi
 info "package: $deb ($(du -h "$deb" | cut -f1))"
 ct_host_tools >>"$LOG" 2>&1 || fail "installing host tools"
+ct_reap_stale
 lower=$(ct_rootfs "$cache") || fail "building the rootfs cache"
 info "rootfs cache: $lower ($(elapsed "$step_started") s)"
 

@@ -110,6 +110,32 @@ ct_rootfs() {
   echo "$dir"
 }
 
+# Tidy up after earlier runs that were killed before their cleanup could run
+# (SIGKILL, a lost session): their container (everything in the cgroups named
+# after the dead run) is stopped, their overlay unmounted, their run directory
+# and cgroups removed.
+ct_reap_stale() {
+  local d owner cg i
+  for d in /var/tmp/asset-catalog-e2e.*; do
+    [ -f "$d/owner.pid" ] || continue
+    owner=$(cat "$d/owner.pid")
+    kill -0 "$owner" 2>/dev/null && continue
+    for cg in /sys/fs/cgroup/systemd/ac-e2e-"$owner" /sys/fs/cgroup/unified/ac-e2e-"$owner" /sys/fs/cgroup/ac-e2e-"$owner"; do
+      [ -d "$cg" ] || continue
+      find "$cg" -name cgroup.procs -exec cat -- {} + 2>/dev/null |
+        while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
+      for ((i = 0; i < 50; i++)); do
+        find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        [ -d "$cg" ] || break
+        sleep 0.1
+      done
+    done
+    if mountpoint -q "$d/root"; then umount "$d/root" 2>/dev/null || umount -l "$d/root" || continue; fi
+    ct_log "removed the leftovers of an interrupted run: $d"
+    rm -rf "$d"
+  done
+}
+
 # ct_boot LOWER NAME [nspawn options...]: overlay over LOWER, boot it, wait for
 # systemd to finish starting up (bounded).
 ct_boot() {
@@ -117,6 +143,7 @@ ct_boot() {
   shift 2
   CT_RUN_DIR=$(mktemp -d /var/tmp/asset-catalog-e2e.XXXXXX)
   mkdir -p "$CT_RUN_DIR"/{upper,work,root}
+  echo "$$" >"$CT_RUN_DIR/owner.pid"
   mount -t overlay overlay -o "lowerdir=$lower,upperdir=$CT_RUN_DIR/upper,workdir=$CT_RUN_DIR/work" "$CT_RUN_DIR/root"
   CT_MOUNTED=1
   CT_ROOT=$CT_RUN_DIR/root
@@ -191,7 +218,7 @@ ct_cleanup() {
     done
     if kill -0 "$CT_NSPAWN_PID" 2>/dev/null; then
       ct_log "container did not power off in 15 s: killing it"
-      [ -n "$CT_PID1" ] && kill -KILL "$CT_PID1" 2>/dev/null || true
+      if [ -n "$CT_PID1" ]; then kill -KILL "$CT_PID1" 2>/dev/null || true; fi
       for ((i = 0; i < 50; i++)); do
         kill -0 "$CT_NSPAWN_PID" 2>/dev/null || break
         sleep 0.1
@@ -204,7 +231,8 @@ ct_cleanup() {
   for cg in "${CT_CGROUPS[@]}"; do
     # Kill whatever of the container may be left, then remove the tree
     # bottom-up (retrying while the killed processes are being reaped).
-    find "$cg" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+    find "$cg" -name cgroup.procs -exec cat -- {} + 2>/dev/null |
+      while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
     for ((i = 0; i < 50; i++)); do
       find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
       [ -d "$cg" ] || break

@@ -1,4 +1,6 @@
 # shellcheck shell=bash
+# Snippets in single quotes are meant to expand inside the container:
+# shellcheck disable=SC2016
 # The steps of packaging/e2e-systemd.sh, run inside the booted container.
 # Everything here is what a person types: apt, systemctl, journalctl, curl,
 # asset-watcher. Helpers (run, eventually, pass, fail, ct_sh, ct_user_sh) come
@@ -188,16 +190,22 @@ step_restart_upgrade_purge() {
   local pid_before count
   local uploads
   uploads=$(metric asset_catalog_uploads_total)
-  [ "$uploads" -ge 4 ] && pass "server counted the uploads (asset_catalog_uploads_total = $uploads)" ||
+  if [ "$uploads" -ge 4 ]; then
+    pass "server counted the uploads (asset_catalog_uploads_total = $uploads)"
+  else
     fail "asset_catalog_uploads_total is $uploads in /metrics, expected >= 4"
+  fi
   run "systemctl restart asset-catalog-server" ct_sh 'systemctl restart asset-catalog-server && systemctl is-active asset-catalog-server'
   eventually 30 "server ready again" server_ready
   run "systemctl --user restart asset-watcher" ct_user_sh 'systemctl --user restart asset-watcher && systemctl --user is-active asset-watcher'
   # The restarted server's counters start at zero: any upload would show.
   sleep 3
   count=$(metric asset_catalog_uploads_total)
-  [ "$count" = 0 ] && pass "nothing re-uploaded after both restarts (uploads since restart: 0)" ||
+  if [ "$count" = 0 ]; then
+    pass "nothing re-uploaded after both restarts (uploads since restart: 0)"
+  else
     fail "the watcher re-uploaded $count file(s) after the restarts"
+  fi
   run "catalog unchanged ($ASSETS_BEFORE assets)" test "$(catalog_hashes | wc -l)" = "$ASSETS_BEFORE"
 
   run "admin edits the conffile (log level, a comment)" ct_sh '
@@ -217,6 +225,7 @@ step_restart_upgrade_purge() {
 
   # A real upgrade: the same package re-versioned (0.1.0-1 -> <version>+e2e1).
   local version next
+  # shellcheck disable=SC2154 # $deb is set by e2e-systemd.sh
   version=$(dpkg-deb -f "$deb" Version)
   next="$version+e2e1"
   (
