@@ -3,6 +3,7 @@
 //! human-readable lines on stderr. `ASSET_WATCHER_LOG` (or `RUST_LOG`)
 //! takes an `EnvFilter` directive such as `debug` or `asset_watcher=trace`.
 
+use std::io::IsTerminal;
 use std::os::fd::AsFd;
 
 use tracing_subscriber::EnvFilter;
@@ -47,6 +48,7 @@ pub fn init(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

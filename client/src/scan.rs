@@ -303,32 +303,45 @@ impl Indexer {
 
     /// Settled paths from events: record files, forget what is gone.
     fn observe_paths(&self, paths: &[PathBuf]) -> Result<(), StateError> {
-        let now = now_ms();
         let mut stats = WalkStats::default();
-        self.state.in_transaction(|s| {
-            for path in paths {
-                let Some(root) = self.root_of(path) else {
-                    continue;
-                };
-                let rel = path.strip_prefix(&root.path).unwrap_or(path);
-                if self.ignore.is_ignored_path(rel, false) {
-                    continue;
+        for chunk in paths.chunks(BATCH) {
+            let now = now_ms();
+            self.state.in_transaction(|s| {
+                for path in chunk {
+                    self.observe_one(s, path, now, &mut stats)?;
                 }
-                match std::fs::symlink_metadata(path) {
-                    Ok(m) if m.is_file() => count(
-                        &mut stats,
-                        &s.observe(path, &FileStat::from_metadata(&m), now)?.1,
-                    ),
-                    Ok(m) if m.is_dir() => {}
-                    _ => {
-                        s.vanish(path, now)?;
-                    }
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
+        }
         if stats.queued > 0 {
             self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    fn observe_one(
+        &self,
+        s: &State,
+        path: &Path,
+        now: i64,
+        stats: &mut WalkStats,
+    ) -> Result<(), StateError> {
+        let Some(root) = self.root_of(path) else {
+            return Ok(());
+        };
+        let rel = path.strip_prefix(&root.path).unwrap_or(path);
+        if self.ignore.is_ignored_path(rel, false) {
+            return Ok(());
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.is_file() => count(
+                stats,
+                &s.observe(path, &FileStat::from_metadata(&m), now)?.1,
+            ),
+            Ok(m) if m.is_dir() => {}
+            _ => {
+                s.vanish(path, now)?;
+            }
         }
         Ok(())
     }

@@ -55,6 +55,8 @@ struct EventLoop {
     rescan_pending: Arc<AtomicBool>,
     ticks: u64,
     last_status: String,
+    counters: Rc<Counters>,
+    reported: [u64; 4],
 }
 
 async fn tick_opt(i: &mut Option<Interval>) {
@@ -90,7 +92,7 @@ pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
     let pipeline = Pipeline::new(
         Rc::clone(&core.state),
         &ctx.settings,
-        counters,
+        Rc::clone(&counters),
         PipelineSettings::default(),
         Mode::Daemon,
     );
@@ -125,6 +127,8 @@ pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
         rescan_pending,
         ticks: 0,
         last_status: String::new(),
+        counters,
+        reported: [0; 4],
     };
     let why = lp.run().await?;
     tracing::info!(signal = why, "stopping");
@@ -387,6 +391,9 @@ impl EventLoop {
                 self.send(IndexCmd::ScanRoot(root));
             }
         }
+        if self.ticks % 120 == 0 {
+            self.log_activity();
+        }
         if self.ready && self.ticks % 10 == 0 {
             let status = self.status_line();
             if status != self.last_status {
@@ -394,6 +401,30 @@ impl EventLoop {
                 self.last_status = status;
             }
         }
+    }
+
+    /// One line a minute about what was done, when something was.
+    fn log_activity(&mut self) {
+        let c = &self.counters;
+        let now = [
+            c.synced.load(Ordering::Relaxed),
+            c.uploads.load(Ordering::Relaxed),
+            c.sightings.load(Ordering::Relaxed),
+            c.bytes_sent.load(Ordering::Relaxed),
+        ];
+        if now == self.reported {
+            return;
+        }
+        let d: Vec<u64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
+        tracing::info!(
+            synced = d[0],
+            uploads = d[1],
+            sightings = d[2],
+            bytes_sent = d[3],
+            queued = self.state.queue_depth().unwrap_or(0),
+            "activity in the last minute"
+        );
+        self.reported = now;
     }
 
     fn status_line(&self) -> String {

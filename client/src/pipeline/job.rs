@@ -203,7 +203,7 @@ impl Worker {
             .map_err(|_| TransferError::Worker)?;
         let res = self.api.upload(&job.path, stat, sha, meta).await?;
         self.counters.uploads.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(
+        tracing::debug!(
             file.path = %job.path.display(),
             asset.sha256 = %sha,
             asset.size = stat.size,

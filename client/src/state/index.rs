@@ -289,8 +289,13 @@ impl State {
             }
             out
         };
-        for p in &stale {
-            self.vanish(p, now)?;
+        for chunk in stale.chunks(512) {
+            self.in_transaction(|s| {
+                for p in chunk {
+                    s.vanish(p, now)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(RootSweep {
             vanished: stale.len(),

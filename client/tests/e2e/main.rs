@@ -1,1 +1,13 @@
-//! e2e
+//! End-to-end tests: the real `asset-watcher` binary against the real
+//! `asset-catalog-server` binary, with real SQLite, real inotify and a temp
+//! HOME/XDG tree. Every case checks the server's index and the bytes that
+//! were actually sent (the server's stored-bytes counter, its count of
+//! redundant uploads, and the watcher's own sent-bytes counter).
+
+mod support;
+
+mod basics;
+mod moves;
+mod resilience;
+mod scan;
+mod writes;

@@ -1,0 +1,91 @@
+//! Shared pieces of the end-to-end tests: the real server, the real watcher
+//! in a temp home, a small HTTP client, and file helpers.
+
+pub mod http;
+pub mod server;
+pub mod watcher;
+
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+pub use server::Server;
+pub use watcher::Home;
+
+/// Send `sig` to a child process.
+pub fn signal(child: &Child, sig: rustix::process::Signal) {
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), sig);
+}
+
+/// Poll `f` every 100 ms until it returns `Some`; panic after `timeout`
+/// (a deadline for failure, not a performance assertion).
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha(data: &[u8]) -> String {
+    hex_lower(&Sha256::digest(data))
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Write a file, creating its directories.
+pub fn write(path: &Path, data: &[u8]) {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).expect("mkdir");
+    }
+    std::fs::write(path, data).expect("write file");
+}
+
+/// Distinct content of `len` bytes derived from `seed`.
+pub fn content(seed: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = Sha256::digest(seed.as_bytes()).to_vec();
+    while out.len() < len {
+        out.extend_from_slice(&block);
+        block = Sha256::digest(&block).to_vec();
+    }
+    out.truncate(len);
+    out
+}
+
+/// Every entry under `dir` with its size and mtime, sorted.
+pub fn tree(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            out.push((e.path(), m.len(), m.modified().expect("mtime")));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Wait until the watcher's queue is empty and the server holds every
+/// hash in `want`.
+pub fn wait_stored(server: &Server, home: &Home, want: &[String], timeout: Duration) {
+    wait_until("all files stored", timeout, || {
+        if home.status()["queued"].as_u64() != Some(0) {
+            return None;
+        }
+        let have = server.hashes();
+        want.iter().all(|h| have.contains(h)).then_some(())
+    });
+}

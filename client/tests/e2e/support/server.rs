@@ -1,0 +1,218 @@
+//! The real `asset-catalog-server` binary as a child process: a temp config
+//! (loopback, free port, file store in a temp dir), `/healthz` polled until it
+//! answers, and helpers to read its index and its `/metrics`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::http;
+use super::{signal, wait_until};
+
+/// Where the server binary is: next to the watcher binary.
+pub fn server_bin() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_asset-watcher"))
+        .parent()
+        .expect("binary directory")
+        .to_path_buf();
+    let bin = dir.join("asset-catalog-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p asset-catalog-server` first (the test command builds the whole workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running (or stopped) server with its own state and object directory,
+/// and two bearer tokens made with `asset-catalog-server token create`.
+#[derive(Debug)]
+pub struct Server {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    /// `read` + `admin`: what the tests use to look at the index.
+    admin_token: String,
+    /// `upload`: what the watcher gets.
+    pub upload_token: String,
+}
+
+impl Server {
+    /// Start a server; `extra` is appended to its `[server]` section.
+    pub fn start_with(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("server tempdir");
+        let port = free_port();
+        let state = dir.path().join("state");
+        let objects = dir.path().join("objects");
+        std::fs::create_dir_all(&objects).expect("objects dir");
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{}\"\nshutdown_timeout_secs = 5\n{extra}\n\n\
+             [storage]\nurl = \"file://{}\"\n\n[log]\nlevel = \"warn\"\n",
+            state.display(),
+            objects.display()
+        );
+        std::fs::write(dir.path().join("server.toml"), config).expect("server config");
+        let admin_token = create_token(dir.path(), "tests", "admin");
+        let upload_token = create_token(dir.path(), "watcher", "upload");
+        let mut s = Self {
+            port,
+            dir,
+            child: None,
+            admin_token,
+            upload_token,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// (Re)start the process on the same port and state.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "server already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("server.log"))
+            .expect("server log");
+        let child = Command::new(server_bin())
+            .env_clear()
+            .arg("--config")
+            .arg(self.dir.path().join("server.toml"))
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn asset-catalog-server");
+        self.child = Some(child);
+        let port = self.port;
+        wait_until("server /healthz", Duration::from_secs(30), || {
+            http::get(port, "/healthz", "").filter(|r| r.status == 200)
+        });
+    }
+
+    /// SIGTERM and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, rustix::process::Signal::TERM);
+            child.wait().expect("wait for server");
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every asset in the index.
+    pub fn assets(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/assets?limit=1000&cursor={c}"),
+                None => "/v1/assets?limit=1000".to_owned(),
+            };
+            let res = http::get(self.port, &path, &self.admin_token).expect("GET /v1/assets");
+            assert_eq!(res.status, 200, "{}", res.text());
+            let page = res.json();
+            out.extend(page["items"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+
+    /// Hashes in the index.
+    pub fn hashes(&self) -> std::collections::HashSet<String> {
+        self.assets()
+            .iter()
+            .filter_map(|a| a["sha256"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// `GET /v1/assets/{sha}`: the asset and its sightings.
+    pub fn detail(&self, sha: &str) -> Value {
+        let res = http::get(self.port, &format!("/v1/assets/{sha}"), &self.admin_token)
+            .expect("GET asset");
+        assert_eq!(res.status, 200, "{}", res.text());
+        res.json()
+    }
+
+    /// The paths this content was seen at.
+    pub fn sighting_paths(&self, sha: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.detail(sha)["sightings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["path"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// A counter from `/metrics` (0 when absent), e.g.
+    /// `asset_catalog_uploads_total{outcome="existing"}`.
+    pub fn metric(&self, series: &str) -> u64 {
+        let text = http::get(self.port, "/metrics", &self.admin_token)
+            .expect("GET /metrics")
+            .text();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    }
+
+    /// Bytes of new content the server stored.
+    pub fn stored_bytes(&self) -> u64 {
+        self.metric("asset_catalog_upload_bytes_total")
+    }
+
+    /// Uploads whose bytes the server already had (bytes sent in vain).
+    pub fn redundant_uploads(&self) -> u64 {
+        self.metric("asset_catalog_uploads_total{outcome=\"existing\"}")
+    }
+}
+
+/// `token create` on the server's index; returns the token.
+fn create_token(dir: &Path, name: &str, scope: &str) -> String {
+    let out = Command::new(server_bin())
+        .env_clear()
+        .arg("--config")
+        .arg(dir.join("server.toml"))
+        .args(["token", "create", "--name", name, "--scope", scope])
+        .output()
+        .expect("token create");
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
