@@ -94,7 +94,7 @@ impl ApiClient {
         let connector = awc::Connector::new()
             .connector(tcp)
             .timeout(settings.connect_timeout)
-            .conn_keep_alive(Duration::from_secs(30))
+            .conn_keep_alive(Duration::from_secs(4))
             .limit(settings.upload_concurrency * 2 + 4);
         let http = awc::Client::builder()
             .connector(connector)

@@ -133,6 +133,7 @@ pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
     let why = lp.run().await?;
     tracing::info!(signal = why, "stopping");
     lp.notifier.stopping("Stopping: saving pending work");
+    lp.drain_events().await;
     let pending = lp.debouncer.drain();
     if !pending.is_empty() {
         let _ = lp.cmd.send(IndexCmd::Observe(pending));
@@ -204,6 +205,23 @@ impl EventLoop {
                 Wake::Watchdog => self.notifier.watchdog(),
                 Wake::Rescan => self.request_rescan(),
                 Wake::Stop(why) => return Ok(why),
+            }
+        }
+    }
+
+    /// Take in the events the kernel already queued (until it is quiet
+    /// for a moment), so that a file closed just before SIGTERM is kept.
+    async fn drain_events(&mut self) {
+        let quiet = Duration::from_millis(100);
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            match tokio::time::timeout(quiet, self.watcher.stream.next()).await {
+                Ok(Some(Ok(ev))) => {
+                    if let Some(fs) = self.watcher.translate(&ev) {
+                        self.on_fs(fs);
+                    }
+                }
+                _ => break,
             }
         }
     }

@@ -134,3 +134,26 @@ fn a_permanent_failure_is_shown_and_blocks_nothing_else() {
     assert_eq!(server.hashes().len(), 1);
     assert_eq!(server.stored_bytes(), small.len() as u64);
 }
+
+#[test]
+fn systemd_protocol_watchdog_and_a_stop_that_loses_nothing() {
+    let server = Server::start();
+    // A long quiet period: the file below is still waiting when SIGTERM comes.
+    let home = Home::new(&server, &[("ASSET_WATCHER__QUIET_PERIOD_MS", "30000")]);
+    let mut run = home.start_env(&[("WATCHDOG_USEC", "400000")]);
+    run.wait_for_message("WATCHDOG=1", T);
+    let data = content("pending at stop", 777);
+    write(&home.watched.join("pending.txt"), &data);
+    assert_eq!(run.stop().code(), Some(0));
+    assert_eq!(
+        home.status()["queued"].as_u64(),
+        Some(1),
+        "the pending file was queued at stop"
+    );
+    assert!(!server.hashes().contains(&sha(&data)));
+
+    let home_run = home.start();
+    wait_stored(&server, &home, &[sha(&data)], T);
+    assert_eq!(home_run.stop().code(), Some(0));
+    assert_eq!(server.stored_bytes(), data.len() as u64);
+}

@@ -128,6 +128,11 @@ impl Home {
 
     /// Start `asset-watcher run` and wait for READY=1.
     pub fn start(&self) -> Running {
+        self.start_env(&[])
+    }
+
+    /// Start with extra environment variables (e.g. `WATCHDOG_USEC`).
+    pub fn start_env(&self, extra: &[(&str, &str)]) -> Running {
         let sock_path = self
             .dir
             .path()
@@ -146,6 +151,7 @@ impl Home {
         let child = self
             .command(&["run"])
             .env("NOTIFY_SOCKET", &sock_path)
+            .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
