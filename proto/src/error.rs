@@ -39,6 +39,8 @@ pub enum ErrorCode {
     RequestTimeout,
     /// Server is at its concurrent-upload limit; retry later.
     TooManyRequests,
+    /// The request's header fields are larger than the server accepts.
+    HeadersTooLarge,
     /// Object storage did not answer or failed; retry later.
     StorageUnavailable,
     /// Object storage or the index is out of space.
@@ -69,6 +71,7 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::RequestTimeout => "request_timeout",
             Self::TooManyRequests => "too_many_requests",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::StorageUnavailable => "storage_unavailable",
             Self::InsufficientStorage => "insufficient_storage",
             Self::IndexUnavailable => "index_unavailable",

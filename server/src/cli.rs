@@ -10,6 +10,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::config::DEFAULT_CONFIG_PATH;
 
 const AFTER_HELP: &str = "\
+Tokens: `asset-catalog-server token create --name admin --scope admin` prints a new
+token once; send it as `Authorization: Bearer <token>`.
 Configuration is read from /etc/asset-catalog/server.toml (built-in defaults if it is missing),
 then overridden by environment variables ASSET_CATALOG__SECTION__KEY, e.g.
 ASSET_CATALOG__SERVER__LISTEN=0.0.0.0:8000 or ASSET_CATALOG__STORAGE__URL=s3://assets.
@@ -43,12 +45,36 @@ pub enum Command {
         #[arg(default_value = "assets_index.json", value_name = "FILE")]
         file: PathBuf,
     },
+    /// Create, list and revoke bearer tokens (works while the server runs)
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Write the man page and shell completions (used when packaging)
     #[command(hide = true)]
     GenerateDocs {
         /// Directory to write into
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
+    },
+}
+
+/// `token …`: operates on the index database directly.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once on stdout (store it now: only its hash is kept)
+    Create {
+        /// A label for people, e.g. the host or user it is for
+        #[arg(long)]
+        name: String,
+        /// upload, read or admin (admin implies the others); repeat for several
+        #[arg(long = "scope", required = true, value_name = "SCOPE")]
+        scopes: Vec<crate::auth::Scope>,
+    },
+    /// List tokens: id, name, scopes, created, last used, revoked
+    List,
+    /// Revoke a token by id (the running server refuses it from the next request)
+    Revoke {
+        /// The id shown by `token list` (or the token itself)
+        id: String,
     },
 }
 

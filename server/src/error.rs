@@ -70,6 +70,7 @@ impl ResponseError for ApiError {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::StorageUnavailable | ErrorCode::IndexUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -86,6 +87,12 @@ impl ResponseError for ApiError {
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         ) {
             builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            builder.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"asset-catalog\""),
+            ));
         }
         if let Some(size) = self.range_size {
             builder.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
@@ -110,6 +117,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Body(BodyError::Incomplete(m)) => Self::new(
                 ErrorCode::IncompleteBody,
                 format!("the request body ended early ({m}); nothing was stored"),
+            ),
+            ServiceError::Body(BodyError::Stalled(secs)) => Self::new(
+                ErrorCode::RequestTimeout,
+                format!("the request body stalled for {secs} s; nothing was stored"),
             ),
             ServiceError::Body(e @ BodyError::Malformed(_)) => {
                 Self::new(ErrorCode::BadRequest, e.to_string())

@@ -5,6 +5,7 @@
 //! Dependencies point one way: [`http`] → [`service`] → [`storage`] / [`index`].
 
 pub mod admin;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod notify;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod token_admin;
 
 pub use config::{Config, ConfigError};
 pub use server::{ServeError, run, run_with_storage};

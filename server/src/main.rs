@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use asset_catalog_server::cli::{self, Cli, Command, ServeArgs};
+use asset_catalog_server::cli::{self, Cli, Command, ServeArgs, TokenCommand};
 use asset_catalog_server::config::{Config, ConfigSource, DEFAULT_CONFIG_PATH};
-use asset_catalog_server::{admin, logging};
+use asset_catalog_server::{admin, logging, token_admin};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig) => return check_config(&cli),
         Some(Command::Reindex) => reindex(&cli),
         Some(Command::ExportIndex { ref file }) => export_index(&cli, file),
+        Some(Command::Token(ref command)) => token(&cli, command),
         Some(Command::Serve(ref args)) => serve(&cli, args),
         None => serve(&cli, &ServeArgs::default()),
     };
@@ -136,6 +137,56 @@ fn export_index(cli: &Cli, file: &std::path::Path) -> Result<()> {
     let count = runtime.block_on(admin::export_index(&config, file))?;
     if file != std::path::Path::new("-") {
         println!("exported {count} assets to {}", file.display());
+    }
+    Ok(())
+}
+
+fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {
+    use asset_catalog_server::auth::Scopes;
+    let (config, _) = load(cli)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let fmt_time = |t: time::OffsetDateTime| {
+        t.replace_nanosecond(0)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    };
+    match command {
+        TokenCommand::Create { name, scopes } => {
+            let scopes = Scopes::new(scopes.clone());
+            let token = runtime.block_on(token_admin::create(&config, name, &scopes))?;
+            eprintln!(
+                "created token {} ({name}, scopes {scopes}); it is shown only now, store it safely:",
+                token.id
+            );
+            println!("{}", token.text);
+        }
+        TokenCommand::List => {
+            let rows = runtime.block_on(token_admin::list(&config))?;
+            println!(
+                "{:<12}  {:<20}  {:<18}  {:<20}  {:<20}  REVOKED",
+                "ID", "NAME", "SCOPES", "CREATED", "LAST USED"
+            );
+            for r in rows {
+                println!(
+                    "{:<12}  {:<20}  {:<18}  {:<20}  {:<20}  {}",
+                    r.id,
+                    r.name,
+                    r.scopes.to_string(),
+                    fmt_time(r.created),
+                    r.last_used.map(fmt_time).unwrap_or_else(|| "never".into()),
+                    r.revoked.map(fmt_time).unwrap_or_else(|| "-".into())
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            runtime.block_on(token_admin::revoke(&config, id))?;
+            let id = asset_catalog_server::auth::Presented::parse(id).map_or(id.as_str(), |p| p.id);
+            println!("revoked {id}");
+        }
     }
     Ok(())
 }

@@ -75,10 +75,18 @@ pub async fn run_with_storage(
         catalog: catalog.clone(),
         metrics,
         metrics_enabled: config.metrics.enabled,
+        limits: http::RequestLimits::from_config(&config),
     };
+    if !config.auth.enabled {
+        tracing::warn!(
+            "[auth] enabled = false: anyone who reaches {addr} can upload, read and delete"
+        );
+    }
+    let head_timeout = Duration::from_secs(config.server.request_head_timeout_secs);
     let drain = config.server.shutdown_timeout_secs;
     let server = HttpServer::new(move || http::app(state.clone()))
         .tcp_nodelay(true)
+        .client_request_timeout(head_timeout)
         .disable_signals()
         .shutdown_timeout(drain)
         .listen(listener)

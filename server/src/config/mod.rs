@@ -44,6 +44,7 @@ pub struct Config {
     pub index: IndexConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub auth: AuthConfig,
     /// Facts from the process environment that are not configuration keys
     /// (`$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY`). Filled by the loader;
     /// tests set them directly instead of touching the real environment.
@@ -64,6 +65,41 @@ pub struct ServerConfig {
     pub max_upload_bytes: u64,
     /// How long a graceful stop waits for in-flight requests.
     pub shutdown_timeout_secs: u64,
+    /// Serve plain HTTP on a non-loopback address (otherwise TLS is required there).
+    pub allow_plain_http: bool,
+    /// PEM certificate chain; with `tls_key_file`, serve HTTPS (reloaded on SIGHUP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key for `tls_cert_file`; refused if group/others can read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Largest total size of a request's header fields; larger gets 431.
+    pub max_header_bytes: usize,
+    /// Time a client has to send the request head; slower gets 408.
+    pub request_head_timeout_secs: u64,
+    /// Longest a request body may stall between two chunks; longer gets 408.
+    pub body_stall_timeout_secs: u64,
+    /// Uploads (PUT and form POST) served at once; more get 429 with Retry-After.
+    pub max_concurrent_uploads: usize,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Require a bearer token on every API route (`/healthz`, `/readyz` stay open).
+    pub enabled: bool,
+    /// Serve `/metrics` without a token (otherwise a `read` or `admin` token is needed).
+    pub metrics_public: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            metrics_public: false,
+        }
+    }
 }
 
 /// `[storage]`
@@ -134,6 +170,13 @@ impl Default for ServerConfig {
             state_dir: None,
             max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             shutdown_timeout_secs: 30,
+            allow_plain_http: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_header_bytes: 16 * 1024,
+            request_head_timeout_secs: 10,
+            body_stall_timeout_secs: 60,
+            max_concurrent_uploads: 64,
         }
     }
 }
@@ -217,11 +260,18 @@ impl Config {
         secret::resolve(&self.storage, &self.runtime)
     }
 
+    /// Both TLS files are configured.
+    pub fn tls_enabled(&self) -> bool {
+        self.server.tls_cert_file.is_some() && self.server.tls_key_file.is_some()
+    }
+
     /// Short human summary for `check-config` and the startup log.
     pub fn summary(&self) -> String {
         format!(
-            "listen {}, storage {}, index {}, max upload {} bytes",
+            "listen {} ({}), auth {}, storage {}, index {}, max upload {} bytes",
             self.server.listen,
+            if self.tls_enabled() { "https" } else { "http" },
+            if self.auth.enabled { "on" } else { "OFF" },
             self.storage_url(),
             display(&self.index_path()),
             self.server.max_upload_bytes

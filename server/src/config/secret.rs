@@ -33,11 +33,15 @@ impl fmt::Debug for SecretString {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "storage.secret_access_key_file: {} is readable by group or others (mode {mode:o}); run `chmod 600 {}`",
+        "{key}: {} is readable by group or others (mode {mode:o}); run `chmod 600 {}`",
         path.display(),
         path.display()
     )]
-    TooOpen { path: PathBuf, mode: u32 },
+    TooOpen {
+        key: &'static str,
+        path: PathBuf,
+        mode: u32,
+    },
     #[error("{key}: cannot read {}: {source}", path.display())]
     Read {
         key: &'static str,
@@ -54,7 +58,7 @@ pub(super) fn resolve(
     runtime: &RuntimeEnv,
 ) -> Result<Option<SecretString>, SecretError> {
     if let Some(path) = &storage.secret_access_key_file {
-        check_private(path)?;
+        check_private("storage.secret_access_key_file", path)?;
         return read_secret("storage.secret_access_key_file", path).map(Some);
     }
     let Some(dir) = &runtime.credentials_directory else {
@@ -68,15 +72,17 @@ pub(super) fn resolve(
     read_secret("storage.secret_access_key_credential", &path).map(Some)
 }
 
-fn check_private(path: &Path) -> Result<(), SecretError> {
+/// Refuse a secret file that group or others can read.
+pub(super) fn check_private(key: &'static str, path: &Path) -> Result<(), SecretError> {
     let meta = std::fs::metadata(path).map_err(|source| SecretError::Read {
-        key: "storage.secret_access_key_file",
+        key,
         path: path.to_path_buf(),
         source,
     })?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(SecretError::TooOpen {
+            key,
             path: path.to_path_buf(),
             mode,
         });

@@ -12,7 +12,58 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     validate_server(config, &mut out);
     validate_storage(config, &mut out);
     validate_log(config, &mut out);
+    validate_exposure(config, &mut out);
     out
+}
+
+/// TLS files, plain HTTP off loopback, and the abuse limits.
+fn validate_exposure(config: &Config, out: &mut Vec<String>) {
+    let server = &config.server;
+    match (&server.tls_cert_file, &server.tls_key_file) {
+        (Some(_), None) | (None, Some(_)) => out.push(
+            "server.tls_cert_file, server.tls_key_file: set both (PEM files) to serve HTTPS, or neither".into(),
+        ),
+        (Some(cert), Some(key)) => {
+            if let Err(e) = std::fs::metadata(cert) {
+                out.push(format!("server.tls_cert_file: cannot read {}: {e}", cert.display()));
+            }
+            if let Err(e) = secret::check_private("server.tls_key_file", key) {
+                out.push(e.to_string());
+            }
+        }
+        (None, None) => {
+            // An unparsable address is reported by validate_server.
+            let loopback = server
+                .listen
+                .parse::<SocketAddr>()
+                .map_or(true, |a| a.ip().is_loopback());
+            if !loopback && !server.allow_plain_http {
+                out.push(format!(
+                    "server.listen: {:?} is not a loopback address and TLS is off; set server.tls_cert_file and server.tls_key_file, or server.allow_plain_http = true behind a TLS proxy or on a trusted network",
+                    server.listen
+                ));
+            }
+        }
+    }
+    for (key, value) in [
+        ("server.max_header_bytes", server.max_header_bytes as u64),
+        (
+            "server.request_head_timeout_secs",
+            server.request_head_timeout_secs,
+        ),
+        (
+            "server.body_stall_timeout_secs",
+            server.body_stall_timeout_secs,
+        ),
+        (
+            "server.max_concurrent_uploads",
+            server.max_concurrent_uploads as u64,
+        ),
+    ] {
+        if value == 0 {
+            out.push(format!("{key}: must be greater than 0"));
+        }
+    }
 }
 
 fn validate_server(config: &Config, out: &mut Vec<String>) {

@@ -22,7 +22,12 @@ pub(super) async fn put(
     let declared = content_length(&req)?;
     let outcome = state
         .catalog
-        .upload(sha, meta, declared, body_stream(payload))
+        .upload(
+            sha,
+            meta,
+            declared,
+            body_stream(payload, state.limits.body_stall),
+        )
         .await?;
     tracing::info!(
         asset.sha256 = %outcome.asset.sha256,

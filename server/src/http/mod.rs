@@ -7,12 +7,14 @@ mod asset;
 mod assets;
 mod content;
 mod errors;
+mod guard;
 mod health;
 mod observe;
 mod request;
 mod sightings;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -31,6 +33,40 @@ pub struct AppState {
     pub catalog: Catalog,
     pub metrics: Arc<Metrics>,
     pub metrics_enabled: bool,
+    pub limits: RequestLimits,
+}
+
+/// Who may call what, and the abuse limits enforced before a handler runs.
+#[derive(Debug, Clone)]
+pub struct RequestLimits {
+    /// Require bearer tokens (`[auth] enabled`).
+    pub auth_enabled: bool,
+    /// `/metrics` without a token (`[auth] metrics_public`).
+    pub metrics_public: bool,
+    /// Total header bytes accepted (`[server] max_header_bytes`).
+    pub max_header_bytes: usize,
+    /// Longest stall inside a request body.
+    pub body_stall: Duration,
+    /// Permits for uploads in flight (`[server] max_concurrent_uploads`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// When each token's `last_used` was last written (rate-limits those writes).
+    pub touched: guard::TouchLog,
+}
+
+impl RequestLimits {
+    /// From the configuration.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            auth_enabled: config.auth.enabled,
+            metrics_public: config.auth.metrics_public,
+            max_header_bytes: config.server.max_header_bytes,
+            body_stall: Duration::from_secs(config.server.body_stall_timeout_secs),
+            uploads: Arc::new(tokio::sync::Semaphore::new(
+                config.server.max_concurrent_uploads,
+            )),
+            touched: guard::TouchLog::default(),
+        }
+    }
 }
 
 /// The complete application, as served by `run` and by handler-level tests.
@@ -47,6 +83,7 @@ pub fn app(
 > {
     App::new()
         .app_data(web::Data::new(state))
+        .wrap(from_fn(guard::guard))
         .wrap(from_fn(observe::observe))
         .configure(routes)
 }

@@ -8,6 +8,8 @@ use actix_web::http::header;
 use asset_catalog_proto::{
     ErrorCode, HEADER_CLIENT, HEADER_MTIME, HEADER_NAME, HEADER_PATH, Sha256Hex, decode_header_text,
 };
+use std::time::Duration;
+
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 
@@ -24,11 +26,21 @@ pub(super) fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
     })
 }
 
-/// The request body, with transport errors classified.
+/// The request body, with transport errors classified; a body that sends
+/// nothing for `stall` ends with [`BodyError::Stalled`].
 pub(super) fn body_stream(
     payload: actix_web::web::Payload,
+    stall: Duration,
 ) -> impl Stream<Item = Result<Bytes, BodyError>> + Unpin {
-    payload.map(|chunk| chunk.map_err(body_error))
+    let chunks = futures_util::stream::unfold(Some(payload), move |payload| async move {
+        let mut payload = payload?;
+        match tokio::time::timeout(stall, payload.next()).await {
+            Ok(Some(chunk)) => Some((chunk.map_err(body_error), Some(payload))),
+            Ok(None) => None,
+            Err(_) => Some((Err(BodyError::Stalled(stall.as_secs())), None)),
+        }
+    });
+    Box::pin(chunks)
 }
 
 pub(super) fn body_error(e: PayloadError) -> BodyError {

@@ -8,6 +8,7 @@
 
 mod query;
 mod schema;
+mod tokens;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 
 pub use query::{Cursor, ListFilter};
 pub use schema::SCHEMA_VERSION;
+pub use tokens::{TokenRow, TokenVerdict};
 pub use write::{NewAsset, RebuildRecord, SightingRecord};
 
 pub(crate) use query::{count_assets, each_detail};

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for another's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,6 +42,19 @@ CREATE TABLE sightings (
     PRIMARY KEY (sha256, client, path)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX sightings_by_client ON sightings (client, sha256);
+";
+
+/// Version 2: bearer tokens (only the SHA-256 of each secret is stored).
+const SCHEMA_V2: &str = r"
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    scopes      TEXT NOT NULL,      -- comma-separated: upload,read,admin
+    secret_hash BLOB NOT NULL,      -- SHA-256 of the secret
+    created     INTEGER NOT NULL,   -- unix nanoseconds, UTC
+    last_used   INTEGER,
+    revoked     INTEGER
+) STRICT;
 ";
 
 /// Open the writer connection, creating the file and migrating the schema.
@@ -99,6 +112,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
     let tx = conn.transaction().map_err(sqlite)?;
     if version < 1 {
         tx.execute_batch(SCHEMA_V1).map_err(sqlite)?;
+    }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2).map_err(sqlite)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(sqlite)?;

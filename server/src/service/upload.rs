@@ -25,6 +25,9 @@ pub enum BodyError {
     /// The body could not be decoded (bad chunked encoding, …).
     #[error("the request body is malformed: {0}")]
     Malformed(String),
+    /// No bytes arrived for this many seconds (a slow or stuck sender).
+    #[error("the request body stalled for {0} s")]
+    Stalled(u64),
 }
 
 /// Where the bytes of one verified upload go.

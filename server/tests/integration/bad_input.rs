@@ -5,7 +5,7 @@ use asset_catalog_proto::{ErrorCode, MAX_CHECK_BATCH};
 use awc::http::header;
 use bytes::Bytes;
 
-use crate::support::{Kind, TestServer, assert_error, client, json_of, raw_exchange, sha256_hex};
+use crate::support::{Kind, TestServer, assert_error, json_of, sha256_hex};
 
 pub async fn bad_hashes_and_unknown_routes(kind: Kind) {
     let s = TestServer::start(kind).await;
@@ -17,7 +17,8 @@ pub async fn bad_hashes_and_unknown_routes(kind: Kind) {
     assert_error(status, &json, 404, ErrorCode::RouteNotFound);
     let (status, json) = s.get_json("/../../etc/passwd").await;
     assert_error(status, &json, 404, ErrorCode::RouteNotFound);
-    let res = client()
+    let res = s
+        .client()
         .patch(s.url("/v1/assets"))
         .send()
         .await
@@ -37,7 +38,7 @@ pub async fn path_tricks_are_rejected_or_kept_as_text(kind: Kind) {
     let body = b"tricky";
     let sha = sha256_hex(body);
     let put = |path: &'static str| {
-        client()
+        s.client()
             .put(s.url(&format!("/v1/assets/{sha}")))
             .insert_header(("x-asset-path", path))
             .send_body(&body[..])
@@ -51,7 +52,8 @@ pub async fn path_tricks_are_rejected_or_kept_as_text(kind: Kind) {
         let (status, json) = json_of(put(path).await.expect("PUT")).await;
         assert_error(status, &json, 400, ErrorCode::BadRequest);
     }
-    let res = client()
+    let res = s
+        .client()
         .put(s.url(&format!("/v1/assets/{sha}")))
         .insert_header(("x-asset-name", "..%2F..%2Fevil.sh"))
         .send_body(&body[..])
@@ -61,7 +63,8 @@ pub async fn path_tricks_are_rejected_or_kept_as_text(kind: Kind) {
     assert_error(status, &json, 400, ErrorCode::BadRequest);
     s.assert_empty().await;
     // A name that merely looks odd is stored as text; the key uses only the hash.
-    let res = client()
+    let res = s
+        .client()
         .put(s.url(&format!("/v1/assets/{sha}")))
         .insert_header(("x-asset-name", "..%5C..%5Cwin.ini%0A"))
         .send_body(&body[..])
@@ -77,7 +80,7 @@ pub async fn path_tricks_are_rejected_or_kept_as_text(kind: Kind) {
 pub async fn malformed_json_and_huge_batches(kind: Kind) {
     let s = TestServer::start(kind).await;
     let post = |body: String| {
-        client()
+        s.client()
             .post(s.url("/v1/assets/check"))
             .insert_header((header::CONTENT_TYPE, "application/json"))
             .send_body(body)
@@ -104,7 +107,8 @@ pub async fn malformed_json_and_huge_batches(kind: Kind) {
     let body = serde_json::to_string(&serde_json::json!({ "hashes": batch })).expect("json");
     let (status, json) = json_of(post(body).await.expect("post")).await;
     assert_error(status, &json, 413, ErrorCode::TooManyHashes);
-    let res = client()
+    let res = s
+        .client()
         .post(s.url("/v1/assets/check"))
         .send_body("{}")
         .await
@@ -112,7 +116,8 @@ pub async fn malformed_json_and_huge_batches(kind: Kind) {
     let (status, json) = json_of(res).await;
     assert_error(status, &json, 415, ErrorCode::UnsupportedMediaType);
     let sha = sha256_hex(b"x");
-    let res = client()
+    let res = s
+        .client()
         .post(s.url(&format!("/v1/assets/{sha}/sightings")))
         .insert_header((header::CONTENT_TYPE, "application/json"))
         .send_body("{\"path\": 3}")
@@ -133,7 +138,7 @@ pub async fn oversize_bodies_get_413(kind: Kind) {
         "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    let (status, json) = raw_exchange(s.addr, &head, &[]).await;
+    let (status, json) = s.raw_exchange(&head, &[]).await;
     assert_error(status, &json, 413, ErrorCode::PayloadTooLarge);
     // Chunked, no length: refused once the limit is crossed.
     let head =
@@ -145,7 +150,7 @@ pub async fn oversize_bodies_get_413(kind: Kind) {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let (status, json) = raw_exchange(s.addr, &head, &chunked).await;
+    let (status, json) = s.raw_exchange(&head, &chunked).await;
     assert_error(status, &json, 413, ErrorCode::PayloadTooLarge);
     s.assert_empty().await;
     s.stop().await;
@@ -159,7 +164,7 @@ pub async fn truncated_bodies_store_nothing(kind: Kind) {
         let head = format!(
             "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {declared}\r\n\r\n"
         );
-        let (status, json) = raw_exchange(s.addr, &head, &full[..sent]).await;
+        let (status, json) = s.raw_exchange(&head, &full[..sent]).await;
         assert_error(status, &json, 400, ErrorCode::IncompleteBody);
         let (status, json) = s.get_json(&format!("/v1/assets/{sha}")).await;
         assert_error(status, &json, 404, ErrorCode::NotFound);
@@ -184,7 +189,7 @@ pub async fn aborted_uploads_leave_no_parts_in_s3(kind: Kind) {
         "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
         20 << 20
     );
-    let (status, json) = raw_exchange(s.addr, &head, &big).await;
+    let (status, json) = s.raw_exchange(&head, &big).await;
     assert_error(status, &json, 400, ErrorCode::IncompleteBody);
     // Control: an upload left open is counted, so a zero below means something.
     let mut control = s

@@ -10,13 +10,15 @@ use std::time::Duration;
 use asset_catalog_proto::AssetPage;
 use tokio::net::UnixDatagram;
 
-use crate::support::{client, json_of, sha256_hex};
+use crate::support::{json_of, sha256_hex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_asset-catalog-server");
 
 struct Env {
     dir: tempfile::TempDir,
     port: u16,
+    /// An admin token made with `token create` (the CLI, as an operator would).
+    token: String,
 }
 
 impl Env {
@@ -25,16 +27,47 @@ impl Env {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
-        let env = Self {
+        let mut env = Self {
             dir: tempfile::tempdir().expect("tempdir"),
             port,
+            token: String::new(),
         };
         let config = format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\nshutdown_timeout_secs = 5\n\n[log]\nlevel = \"info\"\n",
             state = env.state().display()
         );
         std::fs::write(env.config(), config).expect("write config");
+        env.token = env.create_token("test-admin", &["admin"]);
         env
+    }
+
+    /// `token create`: stdout is exactly the token on one line.
+    fn create_token(&self, name: &str, scopes: &[&str]) -> String {
+        let mut args = vec!["token", "create", "--name", name];
+        for scope in scopes {
+            args.extend(["--scope", scope]);
+        }
+        let out = self.run(&args);
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).expect("utf8");
+        let token = stdout.trim_end_matches('\n');
+        assert!(
+            token.starts_with("acat_") && !token.contains('\n'),
+            "{stdout:?}"
+        );
+        token.to_owned()
+    }
+
+    /// An awc client that sends the admin token.
+    fn client(&self) -> awc::Client {
+        self.client_with(&self.token)
+    }
+
+    fn client_with(&self, token: &str) -> awc::Client {
+        awc::Client::builder()
+            .disable_timeout()
+            .bearer_auth(token)
+            .finish()
     }
 
     fn state(&self) -> PathBuf {
@@ -64,6 +97,14 @@ impl Env {
 
     /// Start `serve` with a notify socket; returns once READY=1 arrived.
     async fn serve(&self, extra_env: &[(&str, &str)]) -> (Child, UnixDatagram, Vec<String>) {
+        self.serve_with_stderr(extra_env, Stdio::inherit()).await
+    }
+
+    async fn serve_with_stderr(
+        &self,
+        extra_env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> (Child, UnixDatagram, Vec<String>) {
         let socket_path = self.dir.path().join("notify.sock");
         let _ = std::fs::remove_file(&socket_path);
         let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
@@ -71,7 +112,7 @@ impl Env {
         cmd.arg("serve")
             .env("NOTIFY_SOCKET", &socket_path)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -116,7 +157,8 @@ fn wait(mut child: Child) -> std::process::ExitStatus {
 }
 
 async fn upload(env: &Env, name: &str, body: &'static [u8]) {
-    let res = client()
+    let res = env
+        .client()
         .put(env.url(&format!("/v1/assets/{}", sha256_hex(body))))
         .insert_header(("x-asset-name", name))
         .send_body(body)
@@ -136,7 +178,7 @@ async fn serves_after_ready_and_drains_on_sigterm() {
         "{messages:?}"
     );
     let (status, json) = json_of(
-        client()
+        env.client()
             .get(env.url("/healthz"))
             .send()
             .await
@@ -145,7 +187,8 @@ async fn serves_after_ready_and_drains_on_sigterm() {
     .await;
     assert_eq!((status, json["status"].as_str()), (200, Some("ok")));
     upload(&env, "hello.txt", b"hello from the binary test").await;
-    let mut res = client()
+    let mut res = env
+        .client()
         .get(env.url("/metrics"))
         .send()
         .await
@@ -217,7 +260,7 @@ async fn ready_only_once_s3_answers() {
         "{waiting:?}"
     );
     let (status, _) = json_of(
-        client()
+        env.client()
             .get(env.url("/healthz"))
             .send()
             .await
@@ -226,7 +269,7 @@ async fn ready_only_once_s3_answers() {
     .await;
     assert_eq!(status, 200, "serving /healthz while waiting for storage");
     let (status, _) = json_of(
-        client()
+        env.client()
             .get(env.url("/readyz"))
             .send()
             .await
@@ -349,10 +392,12 @@ async fn reindex_rebuilds_a_lost_index_and_export_writes_every_asset() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout json");
     assert_eq!(doc["asset_count"], 2);
 
-    // The rebuilt index serves.
+    // The rebuilt index serves; tokens lived only in the lost index, so the
+    // operator makes a new one (the README says so).
+    let reader = env.create_token("after-reindex", &["read"]);
     let (child, _socket, _) = env.serve(&[]).await;
     let (status, json) = json_of(
-        client()
+        env.client_with(&reader)
             .get(env.url("/v1/assets"))
             .send()
             .await
@@ -443,4 +488,59 @@ fn collect_server_configs(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
+}
+
+#[actix_web::test]
+async fn token_secrets_never_reach_the_log_and_revoke_applies_at_once() {
+    let env = Env::new();
+    let log_path = env.dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let (child, _socket, _) = env
+        .serve_with_stderr(&[("RUST_LOG", "debug")], Stdio::from(log))
+        .await;
+    let uploader = env.create_token("uploader", &["upload"]);
+    upload(&env, "secret-test.txt", b"secret test").await;
+    let reader_sees = |token: String| {
+        let client = env.client_with(&token);
+        let url = env.url("/v1/assets");
+        async move { client.get(url).send().await.expect("GET").status().as_u16() }
+    };
+    assert_eq!(
+        reader_sees(uploader.clone()).await,
+        403,
+        "upload token cannot list"
+    );
+    assert_eq!(reader_sees(env.token.clone()).await, 200);
+    let bad = format!("{}ff", &env.token[..env.token.len() - 2]);
+    assert_eq!(reader_sees(bad.clone()).await, 401);
+    // `token revoke` in another process while the server runs: the next request fails.
+    let id = env.token.split('_').nth(1).expect("id").to_owned();
+    let out = env.run(&["token", "revoke", &id]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(reader_sees(env.token.clone()).await, 401, "revoked at once");
+    let out = env.run(&["token", "list"]);
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listing.contains("uploader") && listing.contains(&id),
+        "{listing}"
+    );
+    sigterm(&child);
+    assert!(wait(child).success());
+    let log = std::fs::read_to_string(&log_path).expect("read log");
+    assert!(
+        log.contains("/v1/assets"),
+        "the log has the debug request lines: {log}"
+    );
+    for token in [&env.token, &uploader, &bad] {
+        let secret = token.rsplit('_').next().expect("secret");
+        assert!(!log.contains(secret), "a token secret is in the log");
+        assert!(
+            !listing.contains(secret),
+            "a token secret is in `token list`"
+        );
+    }
+    assert!(
+        !log.to_ascii_lowercase().contains("bearer acat"),
+        "an Authorization header is in the log"
+    );
 }

@@ -11,13 +11,14 @@ use asset_catalog_server::index::Index;
 use awc::http::header;
 use bytes::Bytes;
 
-use crate::support::{Kind, TestServer, assert_error, client, json_of, sha256_hex};
+use crate::support::{Kind, TestServer, assert_error, json_of, sha256_hex};
 
 pub async fn upload_then_read_back(kind: Kind) {
     let s = TestServer::start(kind).await;
     let body = b"hello, asset catalog\n";
     let sha = sha256_hex(body);
-    let res = client()
+    let res = s
+        .client()
         .put(s.url(&format!("/v1/assets/{sha}")))
         .insert_header((HEADER_NAME, "Holiday%20Notes.TXT"))
         .insert_header(("x-asset-path", "trips/2026/Holiday%20Notes.TXT"))
@@ -39,7 +40,8 @@ pub async fn upload_then_read_back(kind: Kind) {
         [format!("{sha}.txt"), format!("meta/{sha}.json")]
     );
 
-    let head = client()
+    let head = s
+        .client()
         .head(s.url(&format!("/v1/assets/{sha}")))
         .send()
         .await
@@ -53,7 +55,8 @@ pub async fn upload_then_read_back(kind: Kind) {
     assert_eq!(detail.sightings[0].path, "trips/2026/Holiday Notes.TXT");
     assert!(detail.sightings[0].mtime.is_some());
 
-    let mut res = client()
+    let mut res = s
+        .client()
         .get(s.url(&format!("/v1/assets/{sha}/content")))
         .send()
         .await
@@ -84,14 +87,16 @@ pub async fn empty_file_round_trips(kind: Kind) {
     let sha = sha256_hex(b"");
     let json = s.upload("empty.txt", b"").await;
     assert_eq!(json["asset"]["size"], 0);
-    let mut res = client()
+    let mut res = s
+        .client()
         .get(s.url(&format!("/v1/assets/{sha}/content")))
         .send()
         .await
         .expect("GET");
     assert_eq!(res.status().as_u16(), 200);
     assert!(res.body().await.expect("body").is_empty());
-    let res = client()
+    let res = s
+        .client()
         .get(s.url(&format!("/v1/assets/{sha}/content")))
         .insert_header((header::RANGE, "bytes=0-"))
         .send()
@@ -170,7 +175,7 @@ pub async fn ranges_and_conditional_requests(kind: Kind) {
     s.upload("digits.txt", body).await;
     let url = s.url(&format!("/v1/assets/{sha}/content"));
     let get = |range: &'static str| {
-        client()
+        s.client()
             .get(url.clone())
             .insert_header((header::RANGE, range))
             .send()
@@ -186,14 +191,15 @@ pub async fn ranges_and_conditional_requests(kind: Kind) {
     assert_eq!(res.body().await.expect("body"), Bytes::from_static(b"789"));
     let (status, json) = json_of(get("bytes=10-").await.expect("416")).await;
     assert_error(status, &json, 416, ErrorCode::RangeNotSatisfiable);
-    let res = client()
+    let res = s
+        .client()
         .get(url.clone())
         .insert_header((header::IF_NONE_MATCH, format!("\"{sha}\"")))
         .send()
         .await
         .expect("conditional");
     assert_eq!(res.status().as_u16(), 304);
-    let res = client().head(url).send().await.expect("HEAD content");
+    let res = s.client().head(url).send().await.expect("HEAD content");
     assert_eq!(res.status().as_u16(), 200);
     assert_eq!(
         res.headers().get(header::CONTENT_LENGTH).expect("len"),
@@ -207,7 +213,8 @@ pub async fn check_sightings_and_delete(kind: Kind) {
     let a = s.upload("a.txt", b"aaa").await;
     let a_sha = a["asset"]["sha256"].as_str().expect("sha").to_string();
     let missing = sha256_hex(b"never uploaded");
-    let res = client()
+    let res = s
+        .client()
         .post(s.url("/v1/assets/check"))
         .send_json(&serde_json::json!({ "hashes": [a_sha, missing, missing] }))
         .await
@@ -220,7 +227,7 @@ pub async fn check_sightings_and_delete(kind: Kind) {
 
     let sighting = serde_json::json!({ "path": "elsewhere/a copy.txt", "name": "a copy.txt" });
     let post = |sha: &str| {
-        client()
+        s.client()
             .post(s.url(&format!("/v1/assets/{sha}/sightings")))
             .insert_header((HEADER_CLIENT, "desktop-2"))
             .send_json(&sighting)
@@ -234,7 +241,8 @@ pub async fn check_sightings_and_delete(kind: Kind) {
     let (status, json) = json_of(post(&missing).await.expect("sighting")).await;
     assert_error(status, &json, 404, ErrorCode::NotFound);
 
-    let res = client()
+    let res = s
+        .client()
         .delete(s.url(&format!("/v1/assets/{a_sha}")))
         .send()
         .await
@@ -319,7 +327,7 @@ pub async fn form_upload_computes_the_hash(kind: Kind) {
         std::str::from_utf8(body).expect("utf8")
     );
     let send = || {
-        client()
+        s.client()
             .post(s.url("/v1/assets"))
             .insert_header((
                 header::CONTENT_TYPE,
@@ -333,7 +341,8 @@ pub async fn form_upload_computes_the_hash(kind: Kind) {
     assert_eq!(json["asset"]["name"], "x.txt");
     let (status, _) = json_of(send().await.expect("form again")).await;
     assert_eq!(status, 200);
-    let res = client()
+    let res = s
+        .client()
         .post(s.url("/v1/assets"))
         .send_body("not a form")
         .await

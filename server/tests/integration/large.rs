@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::support::{Kind, TestServer, chunk, client, json_of};
+use crate::support::{Kind, TestServer, chunk, json_of};
 
 const CHUNK: usize = 1024 * 1024;
 const CHUNKS: u64 = 40;
@@ -31,7 +31,8 @@ pub async fn large_upload_streams_through_multipart(kind: Kind) {
     let sha = hex::encode(hasher.finalize());
     let total = CHUNKS * CHUNK as u64;
     let sized = awc::body::SizedStream::new(total, body_stream().boxed_local());
-    let res = client()
+    let res = s
+        .client()
         .put(s.url(&format!("/v1/assets/{sha}")))
         .insert_header(("x-asset-name", "big.bin"))
         .send_body(sized)
@@ -44,7 +45,8 @@ pub async fn large_upload_streams_through_multipart(kind: Kind) {
 
     // 3 bytes either side of the 5 MiB part boundary and of a 1 MiB chunk boundary.
     let boundary = 5 * 1024 * 1024u64;
-    let mut res = client()
+    let mut res = s
+        .client()
         .get(s.url(&format!("/v1/assets/{sha}/content")))
         .insert_header((
             header::RANGE,
@@ -62,7 +64,8 @@ pub async fn large_upload_streams_through_multipart(kind: Kind) {
         .collect();
     assert_eq!(&got[..], &expected[..]);
 
-    let res = client()
+    let res = s
+        .client()
         .get(s.url(&format!("/v1/assets/{sha}/content")))
         .send()
         .await

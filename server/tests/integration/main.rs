@@ -3,6 +3,7 @@
 //! and a real S3 server (Garage), and the spawned binary with systemd-style
 //! readiness over a real `NOTIFY_SOCKET`.
 
+mod auth;
 mod bad_input;
 mod binary;
 mod conformance;
@@ -42,6 +43,33 @@ macro_rules! suite {
             }
         )*
     };
+}
+
+mod security {
+    #[actix_web::test]
+    async fn route_scope_matrix() {
+        crate::auth::route_scope_matrix().await;
+    }
+
+    #[actix_web::test]
+    async fn revocation_applies_to_the_next_request() {
+        crate::auth::revocation_applies_to_the_next_request().await;
+    }
+
+    #[actix_web::test]
+    async fn slow_senders_get_408_and_store_nothing() {
+        crate::auth::slow_senders_get_408_and_store_nothing().await;
+    }
+
+    #[actix_web::test]
+    async fn concurrent_upload_cap_gives_429() {
+        crate::auth::concurrent_upload_cap_gives_429().await;
+    }
+
+    #[actix_web::test]
+    async fn oversized_headers_get_431() {
+        crate::auth::oversized_headers_get_431().await;
+    }
 }
 
 mod memory {

@@ -25,7 +25,8 @@ async fn expect_continue_is_honoured() {
         .await
         .expect("connect");
     let head = format!(
-        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\n{}Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        s.auth_line(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("head");
@@ -49,7 +50,8 @@ async fn upload_in_flight_at_shutdown_completes() {
         .await
         .expect("connect");
     let head = format!(
-        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\n{}Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        s.auth_line(),
         body.len()
     );
     stream.write_all(head.as_bytes()).await.expect("head");

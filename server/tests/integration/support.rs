@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use asset_catalog_proto::{ErrorBody, ErrorCode, HEADER_CLIENT, HEADER_NAME, HEADER_PATH};
 use asset_catalog_server::Config;
+use asset_catalog_server::auth::{Scope, Scopes};
 use asset_catalog_server::storage::{Backend, Storage};
+use asset_catalog_server::token_admin;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::ObjectStore;
@@ -40,6 +42,8 @@ pub struct TestServer {
     task: Option<actix_web::rt::task::JoinHandle<Result<(), asset_catalog_server::ServeError>>>,
     _state: tempfile::TempDir,
     pub garage: Option<Garage>,
+    /// An `admin` token created through the library before the server started.
+    pub token: String,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -108,6 +112,11 @@ impl TestServer {
             ),
             _ => Storage::open(&config).expect("open storage"),
         };
+        let admin = Scopes::new(vec![Scope::Admin]);
+        let token = token_admin::create(&config, "test-admin", &admin)
+            .await
+            .expect("create admin token")
+            .text;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -129,6 +138,7 @@ impl TestServer {
             task: Some(task),
             _state: state,
             garage,
+            token,
         };
         // `/healthz` answers as soon as the listener serves.
         let client = client();
@@ -159,6 +169,36 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!("server on {} did not become ready: {last}", self.addr);
+    }
+
+    /// An awc client that sends the admin token.
+    pub fn client(&self) -> awc::Client {
+        self.client_with(&self.token)
+    }
+
+    /// An awc client that sends `token`.
+    pub fn client_with(&self, token: &str) -> awc::Client {
+        awc::Client::builder()
+            .disable_timeout()
+            .add_default_header((awc::http::header::AUTHORIZATION, format!("Bearer {token}")))
+            .finish()
+    }
+
+    /// The index directly (to create and revoke tokens).
+    pub fn config(&self) -> &Config {
+        &self._config
+    }
+
+    /// `Authorization` header line for raw requests.
+    pub fn auth_line(&self) -> String {
+        format!("Authorization: Bearer {}\r\n", self.token)
+    }
+
+    /// [`raw_exchange`] with the admin token inserted after the request line.
+    pub async fn raw_exchange(&self, head: &str, body: &[u8]) -> (u16, serde_json::Value) {
+        let (line, rest) = head.split_once("\r\n").expect("request line");
+        let head = format!("{line}\r\n{}{rest}", self.auth_line());
+        raw_exchange(self.addr, &head, body).await
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -229,7 +269,8 @@ impl TestServer {
         name: &str,
         body: impl Into<Bytes>,
     ) -> (u16, serde_json::Value) {
-        let res = client()
+        let res = self
+            .client()
             .put(self.url(&format!("/v1/assets/{sha}")))
             .insert_header((HEADER_NAME, asset_catalog_proto::encode_header_text(name)))
             .insert_header((
@@ -256,7 +297,7 @@ impl TestServer {
     }
 
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
-        let res = client().get(self.url(path)).send().await.expect("GET");
+        let res = self.client().get(self.url(path)).send().await.expect("GET");
         json_of(res).await
     }
 }

@@ -1,0 +1,192 @@
+//! The gate every request passes before a handler: header size (431),
+//! bearer token and scope (401/403), and the concurrent-upload cap (429).
+//!
+//! Scopes per route: `GET`/`HEAD` need `read`; `PUT`/`POST` (upload, form
+//! upload, check, sightings) need `upload`; `DELETE` needs `admin`; `admin`
+//! allows everything. `/healthz` and `/readyz` are open; `/metrics` needs
+//! `read` unless `[auth] metrics_public = true`. The token is looked up in
+//! the index on every request (no cache), so a revocation applies at once.
+//! Neither the `Authorization` header nor the token is ever logged.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
+use actix_web::{ResponseError, web};
+use asset_catalog_proto::ErrorCode;
+
+use super::AppState;
+use crate::auth::{Presented, Scope};
+use crate::error::ApiError;
+use crate::index::TokenVerdict;
+
+/// `last_used` is written at most this often per token.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
+/// Last `last_used` write per token id.
+#[derive(Debug, Clone, Default)]
+pub struct TouchLog(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl TouchLog {
+    /// True (and recorded) when `id` is due for a `last_used` write.
+    fn due(&self, id: &str) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match map.get(id) {
+            Some(at) if now.duration_since(*at) < TOUCH_EVERY => false,
+            _ => {
+                map.insert(id.to_owned(), now);
+                true
+            }
+        }
+    }
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Open,
+    /// Any valid token (unknown methods: the router answers 405).
+    AnyToken,
+    Scope(Scope),
+}
+
+fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
+    match path {
+        "/healthz" | "/readyz" => return Need::Open,
+        "/metrics" if metrics_public => return Need::Open,
+        _ => {}
+    }
+    match *method {
+        Method::GET | Method::HEAD => Need::Scope(Scope::Read),
+        Method::PUT | Method::POST => Need::Scope(Scope::Upload),
+        Method::DELETE => Need::Scope(Scope::Admin),
+        _ => Need::AnyToken,
+    }
+}
+
+/// Uploads hold a permit for their whole duration.
+fn is_upload(method: &Method, path: &str) -> bool {
+    (*method == Method::PUT && path.starts_with("/v1/assets/"))
+        || (*method == Method::POST && path == "/v1/assets")
+}
+
+pub(super) async fn guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let limits = &state.limits;
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if header_bytes > limits.max_header_bytes {
+        let e = ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request's header fields total {header_bytes} bytes; this server accepts at most {}",
+                limits.max_header_bytes
+            ),
+        );
+        return Ok(reject(req, &e));
+    }
+    if limits.auth_enabled {
+        let needed = need(req.method(), req.path(), limits.metrics_public);
+        if let Err(e) = authorize(&state, &req, needed).await {
+            return Ok(reject(req, &e));
+        }
+    }
+    let _permit = if is_upload(req.method(), req.path()) {
+        match Arc::clone(&limits.uploads).try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let e = ApiError::new(
+                    ErrorCode::TooManyRequests,
+                    "the server is at its limit of concurrent uploads ([server] max_concurrent_uploads); retry later",
+                );
+                return Ok(reject(req, &e));
+            }
+        }
+    } else {
+        None
+    };
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+fn reject<B>(req: ServiceRequest, e: &ApiError) -> ServiceResponse<EitherBody<B>> {
+    req.into_response(e.error_response()).map_into_right_body()
+}
+
+async fn authorize(state: &AppState, req: &ServiceRequest, needed: Need) -> Result<(), ApiError> {
+    if needed == Need::Open {
+        return Ok(());
+    }
+    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("this route needs a bearer token (Authorization: Bearer …)"))?;
+    let text = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
+    let presented = Presented::parse(text).ok_or_else(|| unauthorized("unknown token"))?;
+    let verdict = state.catalog.index().verify_token(&presented).await?;
+    let (id, scopes) = match verdict {
+        TokenVerdict::Valid { id, scopes } => (id, scopes),
+        TokenVerdict::Unknown => return Err(unauthorized("unknown token")),
+        TokenVerdict::Revoked => return Err(unauthorized("this token has been revoked")),
+    };
+    if state.limits.touched.due(&id) {
+        let index = state.catalog.index().clone();
+        let id = id.clone();
+        actix_web::rt::spawn(async move {
+            if let Err(e) = index.touch_token(&id).await {
+                tracing::debug!(token.id = %id, "cannot record token use: {e}");
+            }
+        });
+    }
+    match needed {
+        Need::Scope(scope) if !scopes.allows(scope) => Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("token {id} ({scopes}) lacks the `{scope}` scope this request needs"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_per_route() {
+        let n = |m: Method, p: &str| need(&m, p, false);
+        assert_eq!(n(Method::GET, "/healthz"), Need::Open);
+        assert_eq!(n(Method::GET, "/metrics"), Need::Scope(Scope::Read));
+        assert_eq!(need(&Method::GET, "/metrics", true), Need::Open);
+        assert_eq!(
+            n(Method::POST, "/v1/assets/check"),
+            Need::Scope(Scope::Upload)
+        );
+        assert_eq!(n(Method::DELETE, "/v1/assets/x"), Need::Scope(Scope::Admin));
+        assert_eq!(n(Method::PATCH, "/v1/assets/x"), Need::AnyToken);
+        assert!(is_upload(&Method::PUT, "/v1/assets/ab"));
+        assert!(!is_upload(&Method::POST, "/v1/assets/check"));
+    }
+}

@@ -1,0 +1,174 @@
+//! The `tokens` table: create, list, revoke, and verify a presented token.
+//! Verification reads the row on every request (no cache), so a revocation
+//! by `asset-catalog-server token revoke` — another process writing the same
+//! WAL database — takes effect on the very next request.
+
+use rusqlite::{OptionalExtension, params};
+use time::OffsetDateTime;
+
+use super::{Index, IndexError, from_nanos, to_nanos};
+use crate::auth::{NewToken, Presented, Scopes};
+
+/// One token as `token list` shows it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub scopes: Scopes,
+    pub created: OffsetDateTime,
+    pub last_used: Option<OffsetDateTime>,
+    pub revoked: Option<OffsetDateTime>,
+}
+
+/// The outcome of checking a presented token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenVerdict {
+    /// Known, secret matches, not revoked.
+    Valid { id: String, scopes: Scopes },
+    /// Unknown id or wrong secret.
+    Unknown,
+    /// Matches a revoked token.
+    Revoked,
+}
+
+impl Index {
+    /// Store a new token's hash; returns the token (its text is shown once).
+    pub async fn create_token(&self, name: &str, scopes: &Scopes) -> Result<NewToken, IndexError> {
+        let token = NewToken::generate();
+        let (id, hash) = (token.id.clone(), token.secret_hash);
+        let (name, scopes) = (name.to_owned(), scopes.to_db());
+        let now = to_nanos(OffsetDateTime::now_utc());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO tokens (id, name, scopes, secret_hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, name, scopes, hash.as_slice(), now],
+            )
+        })
+        .await?;
+        Ok(token)
+    }
+
+    /// Every token, oldest first.
+    pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, IndexError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, name, scopes, created, last_used, revoked FROM tokens ORDER BY created, id",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    scopes: Scopes::from_db(&r.get::<_, String>(2)?),
+                    created: from_nanos(r.get(3)?),
+                    last_used: r.get::<_, Option<i64>>(4)?.map(from_nanos),
+                    revoked: r.get::<_, Option<i64>>(5)?.map(from_nanos),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Revoke by id; `false` when no such (unrevoked) token exists.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool, IndexError> {
+        let id = id.to_owned();
+        let now = to_nanos(OffsetDateTime::now_utc());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
+                params![id, now],
+            )
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    /// Check a presented token against its row.
+    pub async fn verify_token(
+        &self,
+        presented: &Presented<'_>,
+    ) -> Result<TokenVerdict, IndexError> {
+        let id = presented.id.to_owned();
+        let row = self
+            .read(move |conn| {
+                conn.query_row(
+                    "SELECT secret_hash, scopes, revoked FROM tokens WHERE id = ?1",
+                    [id],
+                    |r| {
+                        Ok((
+                            r.get::<_, Vec<u8>>(0)?,
+                            r.get::<_, String>(1)?,
+                            r.get::<_, Option<i64>>(2)?,
+                        ))
+                    },
+                )
+                .optional()
+            })
+            .await?;
+        Ok(match row {
+            Some((hash, _, _)) if !presented.matches(&hash) => TokenVerdict::Unknown,
+            Some((_, _, Some(_))) => TokenVerdict::Revoked,
+            Some((_, scopes, None)) => TokenVerdict::Valid {
+                id: presented.id.to_owned(),
+                scopes: Scopes::from_db(&scopes),
+            },
+            None => TokenVerdict::Unknown,
+        })
+    }
+
+    /// Record that a token was used (callers rate-limit this).
+    pub async fn touch_token(&self, id: &str) -> Result<(), IndexError> {
+        let id = id.to_owned();
+        let now = to_nanos(OffsetDateTime::now_utc());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
+                params![id, now],
+            )
+            .map(drop)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Scope;
+
+    #[tokio::test]
+    async fn create_verify_revoke() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(&dir.path().join("i.sqlite3"))
+            .await
+            .expect("open");
+        let scopes = Scopes::new(vec![Scope::Upload]);
+        let token = index.create_token("ci", &scopes).await.expect("create");
+        let presented = Presented::parse(&token.text).expect("parse");
+        let verdict = index.verify_token(&presented).await.expect("verify");
+        assert_eq!(
+            verdict,
+            TokenVerdict::Valid {
+                id: token.id.clone(),
+                scopes
+            }
+        );
+        index.touch_token(&token.id).await.expect("touch");
+        let other = NewToken::generate();
+        let forged = format!("acat_{}_{}", token.id, &other.text[18..]);
+        let forged = Presented::parse(&forged).expect("parse");
+        assert_eq!(
+            index.verify_token(&forged).await.expect("v"),
+            TokenVerdict::Unknown
+        );
+        assert!(index.revoke_token(&token.id).await.expect("revoke"));
+        assert!(!index.revoke_token(&token.id).await.expect("revoke twice"));
+        assert_eq!(
+            index.verify_token(&presented).await.expect("v"),
+            TokenVerdict::Revoked
+        );
+        let rows = index.list_tokens().await.expect("list");
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].last_used.is_some() && rows[0].revoked.is_some());
+    }
+}
