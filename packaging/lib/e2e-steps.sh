@@ -8,10 +8,13 @@
 
 SERVER=http://127.0.0.1:8000
 WATCHED=/home/$CT_TEST_USER/Assets
+# The API needs a bearer token: curl reads the header from this root-only
+# file, written by make_tokens from `asset-catalog-server token create`.
+AUTH='-H @/root/e2e-auth-header'
 
 # Print the sha256 of every asset in the catalog, one per line.
 catalog_hashes() {
-  ct_sh "curl -fsS '$SERVER/v1/assets?limit=1000' | jq -r '.items[].sha256' | sort"
+  ct_sh "curl -fsS $AUTH '$SERVER/v1/assets?limit=1000' | jq -r '.items[].sha256' | sort"
 }
 
 # catalog_has HASH...: every given hash is in the catalog.
@@ -25,7 +28,7 @@ catalog_has() {
 
 # A metric's value (0 when absent), summed over its label sets.
 metric() {
-  ct_sh "curl -fsS $SERVER/metrics" | awk -v m="$1" '
+  ct_sh "curl -fsS $AUTH $SERVER/metrics" | awk -v m="$1" '
     index($0, m) == 1 && (substr($0, length(m) + 1, 1) ~ /[ {]/) { sum += $NF }
     END { printf "%d\n", sum }'
 }
@@ -47,6 +50,32 @@ server_ready() { ct_sh "curl -fsS $SERVER/readyz"; }
 watcher_active() { [ "$(ct_user_sh 'systemctl --user is-active asset-watcher')" = active ]; }
 main_pid() { ct_exec systemctl show -p MainPID --value asset-catalog-server; }
 
+# The first admin token, made as root the way the README and postinst say,
+# while the server runs; the index files must stay the service's (dynamic
+# user's) own. Then an upload-only token for the user's watcher.
+make_tokens() {
+  run "asset-catalog-server token create --name admin --scope admin (as root, server running)" ct_sh '
+    token=$(asset-catalog-server token create --name admin --scope admin)
+    case "$token" in acat_*) ;; *) echo "not a token: $token"; exit 1 ;; esac
+    install -m 600 /dev/null /root/e2e-auth-header
+    printf "Authorization: Bearer %s\n" "$token" > /root/e2e-auth-header
+    owner=$(stat -c %u /var/lib/private/asset-catalog)
+    ls -ln /var/lib/private/asset-catalog
+    for f in /var/lib/private/asset-catalog/index.sqlite3*; do
+      [ "$(stat -c %u "$f")" = "$owner" ] || { echo "$f is not owned by the service uid $owner"; exit 1; }
+    done
+    asset-catalog-server token list'
+  run "the API answers 401 without a token and 200 with the admin token" ct_sh "
+    [ \"\$(curl -s -o /dev/null -w '%{http_code}' $SERVER/v1/assets)\" = 401 ]
+    curl -fsS $AUTH $SERVER/v1/assets >/dev/null
+    curl -fsS $SERVER/readyz >/dev/null"
+  run "an upload-only token for $CT_TEST_USER's watcher in a chmod-600 token file" ct_sh "
+    install -d -o $CT_TEST_USER -m 700 /home/$CT_TEST_USER/.config /home/$CT_TEST_USER/.config/asset-watcher
+    asset-catalog-server token create --name $CT_TEST_USER-watcher --scope upload > /root/watcher.token
+    install -o $CT_TEST_USER -m 600 /root/watcher.token /home/$CT_TEST_USER/.config/asset-watcher/token
+    [ \"\$(curl -s -o /dev/null -w '%{http_code}' -H \"Authorization: Bearer \$(cat /root/watcher.token)\" $SERVER/v1/assets)\" = 403 ]"
+}
+
 step_install() {
   step "1. apt install ./asset-catalog.deb"
   run "apt install ./asset-catalog.deb" ct_sh 'apt install -y ./asset-catalog.deb'
@@ -66,6 +95,7 @@ step_install() {
   run "asset-catalog-server enabled and running right after install" ct_sh \
     'systemctl is-enabled asset-catalog-server && systemctl is-active asset-catalog-server'
   eventually 30 "server answers /readyz on 127.0.0.1:8000 (embedded file store)" server_ready
+  make_tokens
   run "user unit shipped but not enabled for anyone" ct_sh \
     '[ "$(systemctl --global is-enabled asset-watcher.service)" = disabled ]'
 }
@@ -133,9 +163,9 @@ step_watcher() {
   run "systemd-analyze --user verify asset-watcher.service: clean" ct_user_sh '
     out=$(systemd-analyze --user verify /usr/lib/systemd/user/asset-watcher.service 2>&1)
     [ -z "$out" ] || { echo "$out"; exit 1; }'
-  run "asset-watcher init --server $SERVER --watch ~/Assets" ct_user_sh "
+  run "asset-watcher init --server $SERVER --watch ~/Assets --token-file ~/.config/asset-watcher/token" ct_user_sh "
     mkdir -p ~/Assets
-    asset-watcher init --server $SERVER --watch ~/Assets
+    asset-watcher init --server $SERVER --watch ~/Assets --token-file ~/.config/asset-watcher/token
     test -s ~/.config/asset-watcher/config.toml
     asset-watcher check-config"
   run "systemctl --user enable --now asset-watcher" ct_user_sh 'systemctl --user enable --now asset-watcher'
@@ -163,11 +193,11 @@ step_watcher() {
   info "dropped: notes.txt photo.jpg video.mp4 (20 MB) 2026/trip/clip.mov photo-copy.jpg (duplicate) download.part (ignored)"
   eventually 60 "all dropped files reach the server's catalog" catalog_has "$H_TEXT" "$H_PHOTO" "$H_BIG" "$H_NESTED" "$H_DUP"
   run "temporary file (*.part) not uploaded; duplicate stored once" ct_sh "
-    hashes=\$(curl -fsS '$SERVER/v1/assets?limit=1000' | jq -r '.items[].sha256')
+    hashes=\$(curl -fsS $AUTH '$SERVER/v1/assets?limit=1000' | jq -r '.items[].sha256')
     ! grep -qx $H_PART <<<\"\$hashes\"
     [ \"\$(grep -cx $H_PHOTO <<<\"\$hashes\")\" = 1 ]"
   run "downloaded content matches (GET /v1/assets/{sha256}/content)" ct_sh "
-    [ \"\$(curl -fsS $SERVER/v1/assets/$H_BIG/content | sha256sum | cut -d' ' -f1)\" = $H_BIG ]"
+    [ \"\$(curl -fsS $AUTH $SERVER/v1/assets/$H_BIG/content | sha256sum | cut -d' ' -f1)\" = $H_BIG ]"
   # The watcher logs each upload as a structured entry (the file's path and
   # hash are journal fields, shown by -o verbose / -o json).
   eventually 10 "journalctl --user -u asset-watcher shows the uploads" ct_user_sh "
@@ -291,6 +321,8 @@ EOF
 
   run "apt install ./asset-catalog.deb (fresh install)" ct_sh 'apt install -y ./asset-catalog.deb'
   eventually 30 "server ready on the embedded store" server_ready
+  # The purge removed the index and with it every token: new ones, as on any fresh install.
+  make_tokens
   run "admin switches [storage] to S3 in the conffile and stores the secret as a credential" ct_sh "
     sed -i 's|^url = \"file:///var/lib/asset-catalog/objects\"|url = \"s3://$bucket\"\\nendpoint = \"http://127.0.0.1:3900\"\\nregion = \"garage\"\\npath_style = true\\nallow_http = true\\naccess_key_id = \"$key\"\\nsecret_access_key_credential = \"s3_secret-access-key\"|' /etc/asset-catalog/server.toml
     grep -A7 '^\\[storage\\]' /etc/asset-catalog/server.toml
@@ -314,7 +346,7 @@ EOF
     grep -q '<Key>$h_big' <<<\"\$listing\"
     [ -z \"\$(find /var/lib/private/asset-catalog -path '*objects*' -type f 2>/dev/null)\" ]"
   run "downloaded content from S3 matches" ct_sh "
-    [ \"\$(curl -fsS $SERVER/v1/assets/$h_big/content | sha256sum | cut -d' ' -f1)\" = $h_big ]"
+    [ \"\$(curl -fsS $AUTH $SERVER/v1/assets/$h_big/content | sha256sum | cut -d' ' -f1)\" = $h_big ]"
   run "the user stops their watcher" ct_user_sh 'systemctl --user disable --now asset-watcher'
   run "apt purge asset-catalog (the bucket's objects are not the package's: kept)" ct_sh "
     apt purge -y asset-catalog
