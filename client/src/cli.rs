@@ -155,39 +155,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Scan(args) => {
-            let (settings, config_file) = load_settings(&paths)?;
-            let opts = ScanOptions {
-                retry_failed: args.retry_failed,
-                no_progress: args.no_progress,
-            };
-            let outcome = crate::daemon::run_scan(
-                Context {
-                    settings,
-                    paths,
-                    config_file,
-                },
-                opts,
-            )?;
-            println!("{outcome}");
-            tracing::info!(
-                files = outcome.walk.files,
-                uploads = outcome.uploads,
-                sightings = outcome.sightings,
-                bytes_sent = outcome.bytes_sent,
-                bytes_hashed = outcome.bytes_hashed,
-                "scan finished"
-            );
-            if outcome.still_queued > 0 {
-                eprintln!(
-                    "asset-watcher: {} files stay queued ({}); `asset-watcher run` or the next scan retries them",
-                    outcome.still_queued,
-                    outcome.last_error.as_deref().unwrap_or("server errors")
-                );
-                return Ok(ExitCode::from(EXIT_STILL_QUEUED));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Scan(args) => scan(paths, &args),
         Command::Status(args) => {
             let (settings, _) = load_settings(&paths)?;
             let stdout = std::io::stdout();
@@ -207,6 +175,40 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn scan(paths: Paths, args: &ScanArgs) -> Result<ExitCode, CommandError> {
+    let (settings, config_file) = load_settings(&paths)?;
+    let opts = ScanOptions {
+        retry_failed: args.retry_failed,
+        no_progress: args.no_progress,
+    };
+    let outcome = crate::daemon::run_scan(
+        Context {
+            settings,
+            paths,
+            config_file,
+        },
+        opts,
+    )?;
+    println!("{outcome}");
+    tracing::info!(
+        files = outcome.walk.files,
+        uploads = outcome.uploads,
+        sightings = outcome.sightings,
+        bytes_sent = outcome.bytes_sent,
+        bytes_hashed = outcome.bytes_hashed,
+        "scan finished"
+    );
+    if outcome.still_queued > 0 {
+        eprintln!(
+            "asset-watcher: {} files stay queued ({}); `asset-watcher run` or the next scan retries them",
+            outcome.still_queued,
+            outcome.last_error.as_deref().unwrap_or("server errors")
+        );
+        return Ok(ExitCode::from(EXIT_STILL_QUEUED));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(paths: &Paths, args: InitArgs) -> Result<ExitCode, CommandError> {

@@ -129,31 +129,28 @@ pub fn print_status(
         writeln!(out)?;
         return Ok(());
     }
+    print_text(&doc, db.exists(), out)
+}
+
+fn print_text(
+    doc: &StatusDoc<'_>,
+    db_exists: bool,
+    out: &mut dyn Write,
+) -> Result<(), StatusError> {
     let r = &doc.report;
     let daemon = doc
         .daemon_pid
         .map_or("not running".to_owned(), |p| format!("running (pid {p})"));
+    let watching = if doc.watch.is_empty() {
+        "nothing (see `asset-watcher init`)".to_owned()
+    } else {
+        doc.watch.join(", ")
+    };
     writeln!(out, "Daemon:     {daemon}")?;
     writeln!(out, "Server:     {} (as {})", doc.server, doc.client_id)?;
-    writeln!(
-        out,
-        "Watching:   {}",
-        if doc.watch.is_empty() {
-            "nothing (see `asset-watcher init`)".to_owned()
-        } else {
-            doc.watch.join(", ")
-        }
-    )?;
-    writeln!(
-        out,
-        "State:      {}{}",
-        doc.state_db,
-        if db.exists() {
-            ""
-        } else {
-            " (not created yet)"
-        }
-    )?;
+    writeln!(out, "Watching:   {watching}")?;
+    let created = if db_exists { "" } else { " (not created yet)" };
+    writeln!(out, "State:      {}{created}", doc.state_db)?;
     writeln!(
         out,
         "Files:      {} known, {} synced",
@@ -175,12 +172,8 @@ pub fn print_status(
         r.sightings
     )?;
     writeln!(out, "Hashed:     {}", human_bytes(r.bytes_hashed))?;
-    list(
-        out,
-        "Failures (fixed by changing the file, or `asset-watcher scan --retry-failed`)",
-        &r.failures,
-        r.failed,
-    )?;
+    let title = "Failures (fixed by changing the file, or `asset-watcher scan --retry-failed`)";
+    list(out, title, &r.failures, r.failed)?;
     list(out, "Retrying", &r.retries, r.retrying)?;
     Ok(())
 }

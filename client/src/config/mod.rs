@@ -122,7 +122,20 @@ fn default_request_timeout_secs() -> u64 {
 
 impl Default for FileConfig {
     fn default() -> Self {
-        Self::from_table(toml::Table::new()).expect("the empty config is valid")
+        Self {
+            server: default_server(),
+            client_id: None,
+            token: None,
+            token_file: None,
+            watch: Vec::new(),
+            ignore: default_ignore(),
+            quiet_period_ms: default_quiet_period_ms(),
+            upload_concurrency: default_upload_concurrency(),
+            hash_workers: default_hash_workers(),
+            rescan_interval_secs: default_rescan_interval_secs(),
+            connect_timeout_secs: default_connect_timeout_secs(),
+            request_timeout_secs: default_request_timeout_secs(),
+        }
     }
 }
 
@@ -138,6 +151,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("environment variable {key}: {message}")]
     Env { key: String, message: String },
+    #[error(
+        "config file {path} holds a token but is readable by other users (mode {mode:o}); run `chmod 600 {path}` or move the token to a token_file"
+    )]
+    TokenInOpenFile { path: String, mode: u32 },
     #[error("{}", format_problems(.source_name, .problems))]
     Invalid {
         source_name: String,
@@ -171,7 +188,13 @@ impl FileConfig {
     /// `ASSET_WATCHER__*` variables from `env`.
     pub fn load(path: &Path, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
         let (mut table, file) = match std::fs::read_to_string(path) {
-            Ok(text) => (parse_file(path, &text)?, Some(path.to_path_buf())),
+            Ok(text) => {
+                let table = parse_file(path, &text)?;
+                if table.contains_key("token") {
+                    refuse_open_file(path)?;
+                }
+                (table, Some(path.to_path_buf()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml::Table::new(), None),
             Err(source) => {
                 return Err(ConfigError::Read {
@@ -195,6 +218,26 @@ impl FileConfig {
         })?;
         Ok(Loaded { config, file })
     }
+}
+
+/// A file holding a token must not be readable by group or others.
+fn refuse_open_file(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ConfigError::TokenInOpenFile {
+            path: path.display().to_string(),
+            mode,
+        });
+    }
+    Ok(())
 }
 
 /// Parse the file text strictly so that errors carry line and column.
@@ -231,6 +274,22 @@ mod tests {
         let p = dir.join("config.toml");
         std::fs::write(&p, text).expect("write config");
         p
+    }
+
+    #[test]
+    fn a_token_in_a_world_readable_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = write(dir.path(), "token = \"acat_x\"\n");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let err = FileConfig::load(&p, &[]).expect_err("refused");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let loaded = FileConfig::load(&p, &[]).expect("private file is fine");
+        assert!(loaded.config.token.is_some());
+        let p = write(dir.path(), "server = \"http://127.0.0.1:1\"\n");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        FileConfig::load(&p, &[]).expect("no token: any mode");
     }
 
     #[test]
@@ -278,6 +337,26 @@ mod tests {
         let env = vec![("ASSET_WATCHER__NOPE".into(), "1".into())];
         let e = FileConfig::load(&dir.path().join("c.toml"), &env).expect_err("unknown");
         assert!(e.to_string().contains("ASSET_WATCHER__NOPE"), "{e}");
+    }
+
+    #[test]
+    fn serde_defaults_match_default() {
+        let parsed = FileConfig::from_table(toml::Table::new()).expect("empty config");
+        let d = FileConfig::default();
+        assert_eq!(parsed.server, d.server);
+        assert_eq!(parsed.ignore, d.ignore);
+        assert_eq!(
+            (
+                parsed.quiet_period_ms,
+                parsed.upload_concurrency,
+                parsed.rescan_interval_secs
+            ),
+            (
+                d.quiet_period_ms,
+                d.upload_concurrency,
+                d.rescan_interval_secs
+            )
+        );
     }
 
     #[test]

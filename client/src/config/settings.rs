@@ -70,14 +70,13 @@ impl FileConfig {
         let mut problems = Vec::new();
         let server = check_server(&self.server, &mut problems);
         let client_id = match &self.client_id {
-            Some(id) => {
-                if !valid_client_id(id) {
-                    problems.push(format!(
-                        "client_id {id:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ -"
-                    ));
-                }
+            Some(id) if !valid_client_id(id) => {
+                problems.push(format!(
+                    "client_id {id:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ -"
+                ));
                 id.clone()
             }
+            Some(id) => id.clone(),
             None => default_client_id(env.user.as_deref()),
         };
         let token = self.resolve_token(env, &mut problems);
@@ -86,61 +85,66 @@ impl FileConfig {
             problems.extend(errs);
             IgnoreSet::empty()
         });
+        self.check_numbers(&mut problems);
+        match server {
+            Some(server) if problems.is_empty() => Ok(Settings {
+                server,
+                client_id,
+                token,
+                roots,
+                ignore,
+                quiet_period: Duration::from_millis(self.quiet_period_ms),
+                upload_concurrency: self.upload_concurrency,
+                hash_workers: self.hash_workers,
+                rescan_interval: (self.rescan_interval_secs > 0)
+                    .then(|| Duration::from_secs(self.rescan_interval_secs)),
+                connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+                request_timeout: Duration::from_secs(self.request_timeout_secs),
+            }),
+            _ => Err(ConfigError::Invalid {
+                source_name: source_name.to_owned(),
+                problems,
+            }),
+        }
+    }
+
+    fn check_numbers(&self, problems: &mut Vec<String>) {
+        let usize_u64 = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
         check_range(
             "quiet_period_ms",
             self.quiet_period_ms,
             0,
             600_000,
-            &mut problems,
+            problems,
         );
         check_range(
             "upload_concurrency",
-            self.upload_concurrency as u64,
+            usize_u64(self.upload_concurrency),
             1,
             64,
-            &mut problems,
+            problems,
         );
         check_range(
             "hash_workers",
-            self.hash_workers as u64,
+            usize_u64(self.hash_workers),
             1,
             256,
-            &mut problems,
+            problems,
         );
         check_range(
             "connect_timeout_secs",
             self.connect_timeout_secs,
             1,
             3600,
-            &mut problems,
+            problems,
         );
         check_range(
             "request_timeout_secs",
             self.request_timeout_secs,
             1,
             86_400,
-            &mut problems,
+            problems,
         );
-        if !problems.is_empty() {
-            return Err(ConfigError::Invalid {
-                source_name: source_name.to_owned(),
-                problems,
-            });
-        }
-        Ok(Settings {
-            server: server.expect("no problems means the URL parsed"),
-            client_id,
-            token,
-            roots,
-            ignore,
-            quiet_period: Duration::from_millis(self.quiet_period_ms),
-            upload_concurrency: self.upload_concurrency,
-            hash_workers: self.hash_workers,
-            rescan_interval: (self.rescan_interval_secs > 0)
-                .then(|| Duration::from_secs(self.rescan_interval_secs)),
-            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
-            request_timeout: Duration::from_secs(self.request_timeout_secs),
-        })
     }
 
     fn resolve_token(&self, env: &Environment<'_>, problems: &mut Vec<String>) -> Option<Secret> {

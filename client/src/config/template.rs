@@ -33,57 +33,32 @@ fn quote(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
-/// The commented config text.
-pub fn render_template(opts: &InitOptions) -> String {
-    let server = opts.server.clone().unwrap_or_else(default_server);
-    let watch = if opts.watch.is_empty() {
-        "watch = [\n  # \"~/Pictures\",\n]\n".to_owned()
-    } else {
-        let items: String = opts
-            .watch
-            .iter()
-            .map(|w| format!("  {},\n", quote(w)))
-            .collect();
-        format!("watch = [\n{items}]\n")
-    };
-    let client_id = match &opts.client_id {
-        Some(id) => format!("client_id = {}\n", quote(id)),
-        None => "#client_id = \"myhost-alice\"\n".to_owned(),
-    };
-    let token_file = match &opts.token_file {
-        Some(f) => format!("token_file = {}\n", quote(f)),
-        None => "#token_file = \"~/.config/asset-watcher/token\"\n".to_owned(),
-    };
-    let ignore: String = DEFAULT_IGNORE
-        .iter()
-        .map(|p| format!("  {},\n", quote(p)))
-        .collect();
-    format!(
-        r#"# asset-watcher configuration, written by `asset-watcher init`.
+/// The file `init` writes; `@NAME@` markers are filled in by `render_template`.
+const TEMPLATE: &str = r#"# asset-watcher configuration, written by `asset-watcher init`.
 # Check it with `asset-watcher check-config`. Every key is optional; unset
 # keys take the default shown. ASSET_WATCHER__<KEY> environment variables
 # override keys here, e.g. ASSET_WATCHER__SERVER=http://catalog:8000.
 
 # Base URL of the asset-catalog server (plain http).
-server = {server}
+server = @SERVER@
 
 # Names this machine and user on the server: 1-64 of A-Z a-z 0-9 . _ -
 # Default: "<hostname>-<user>".
-{client_id}
+@CLIENT_ID@
 # Bearer token for the server, if it requires one. Keep it in a file only
 # you can read (chmod 600); `token = "..."` works too but is discouraged.
 # Under systemd, a credential named "asset-watcher-token" is used when
 # neither is set.
-{token_file}
+@TOKEN_FILE@
 # Directories to watch, recursively ("~" is your home directory). Files
 # already there are uploaded at start; new and changed ones as they appear.
 # The watcher never writes inside them and never modifies a file.
-{watch}
+@WATCH@
 # Never uploaded. A pattern without "/" matches a file or directory name at
 # any depth; one with "/" matches the path inside the watched directory; a
 # trailing "/" matches directories only. Setting this replaces the list.
 ignore = [
-{ignore}]
+@IGNORE@]
 
 # Upload a file once it has not been written for this long.
 quiet_period_ms = 500
@@ -91,8 +66,8 @@ quiet_period_ms = 500
 # Files sent to the server at the same time.
 upload_concurrency = 4
 
-# Threads hashing files (default: one per CPU, here {hash_workers}).
-#hash_workers = {hash_workers}
+# Threads hashing files (default: one per CPU, here @HASH_WORKERS@).
+#hash_workers = @HASH_WORKERS@
 
 # Full rescan to catch anything inotify could not report; 0 turns it off.
 # Unchanged files are never read again, so a rescan is cheap.
@@ -102,10 +77,38 @@ rescan_interval_secs = 3600
 # for an upload to make progress).
 connect_timeout_secs = 10
 request_timeout_secs = 60
-"#,
-        server = quote(&server),
-        hash_workers = default_hash_workers(),
-    )
+"#;
+
+fn list_items<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    items.map(|i| format!("  {},\n", quote(i))).collect()
+}
+
+/// The commented config text.
+pub fn render_template(opts: &InitOptions) -> String {
+    let server = opts.server.clone().unwrap_or_else(default_server);
+    let watch = if opts.watch.is_empty() {
+        "watch = [\n  # \"~/Pictures\",\n]\n".to_owned()
+    } else {
+        format!(
+            "watch = [\n{}]\n",
+            list_items(opts.watch.iter().map(String::as_str))
+        )
+    };
+    let client_id = match &opts.client_id {
+        Some(id) => format!("client_id = {}\n", quote(id)),
+        None => "#client_id = \"myhost-alice\"\n".to_owned(),
+    };
+    let token_file = match &opts.token_file {
+        Some(f) => format!("token_file = {}\n", quote(f)),
+        None => "#token_file = \"~/.config/asset-watcher/token\"\n".to_owned(),
+    };
+    TEMPLATE
+        .replace("@SERVER@", &quote(&server))
+        .replace("@CLIENT_ID@", &client_id)
+        .replace("@TOKEN_FILE@", &token_file)
+        .replace("@WATCH@", &watch)
+        .replace("@IGNORE@", &list_items(DEFAULT_IGNORE.iter().copied()))
+        .replace("@HASH_WORKERS@", &default_hash_workers().to_string())
 }
 
 /// Write the rendered config to `path` (mode 0600, parent created), refusing

@@ -19,7 +19,7 @@ use tokio::time::{Instant, Interval};
 use super::{Context, Core, DaemonError};
 use crate::config::Settings;
 use crate::notify::Notifier;
-use crate::pipeline::{Counters, Mode, Pipeline, PipelineSettings};
+use crate::pipeline::{Control, Counters, Mode, Pipeline, PipelineSettings};
 use crate::queue::{Activity, Debouncer};
 use crate::scan::{IndexCmd, IndexEvent};
 use crate::state::{State, counters, now_ms};
@@ -68,11 +68,7 @@ async fn tick_opt(i: &mut Option<Interval>) {
     }
 }
 
-/// Run the daemon until a signal stops it.
-pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
-    let roots: Vec<PathBuf> = ctx.settings.roots.iter().map(|r| r.path.clone()).collect();
-    let watcher = Watcher::new(roots.clone()).map_err(DaemonError::Inotify)?;
-    let core = Core::start(&ctx, Some(watcher.registry.clone()))?;
+fn log_config(ctx: &Context) {
     match &ctx.config_file {
         Some(f) => tracing::info!(config = %f.display(), "configuration loaded"),
         None => tracing::info!(
@@ -80,7 +76,7 @@ pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
             "no config file; using the defaults (`asset-watcher init` writes one there)"
         ),
     }
-    if roots.is_empty() {
+    if ctx.settings.roots.is_empty() {
         tracing::warn!(
             "no directories to watch: run `asset-watcher init --watch DIR` (or add `watch = [...]` to {}) \
              and restart",
@@ -88,6 +84,14 @@ pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
         );
     }
     tracing::info!(server = %ctx.settings.server, client = %ctx.settings.client_id, "asset-watcher starting");
+}
+
+/// Run the daemon until a signal stops it.
+pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
+    let roots: Vec<PathBuf> = ctx.settings.roots.iter().map(|r| r.path.clone()).collect();
+    let watcher = Watcher::new(roots.clone()).map_err(DaemonError::Inotify)?;
+    let core = Core::start(&ctx, Some(watcher.registry.clone()))?;
+    log_config(&ctx);
     let counters = Rc::new(Counters::default());
     let pipeline = Pipeline::new(
         Rc::clone(&core.state),
@@ -132,15 +136,7 @@ pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
     };
     let why = lp.run().await?;
     tracing::info!(signal = why, "stopping");
-    lp.notifier.stopping("Stopping: saving pending work");
-    lp.drain_events().await;
-    let pending = lp.debouncer.drain();
-    if !pending.is_empty() {
-        let _ = lp.cmd.send(IndexCmd::Observe(pending));
-    }
-    lp.expire_moves(true);
-    let _ = ctl.stop.send(true);
-    Core::stop_indexer(lp.cmd, indexer, &cancel).await;
+    lp.shutdown(&ctl, indexer, &cancel).await;
     match pipeline_task.await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(e.into()),
@@ -207,6 +203,26 @@ impl EventLoop {
                 Wake::Stop(why) => return Ok(why),
             }
         }
+    }
+
+    /// Hand everything pending to the indexer, stop it and the pipeline.
+    async fn shutdown(
+        &mut self,
+        ctl: &Control,
+        indexer: std::thread::JoinHandle<()>,
+        cancel: &AtomicBool,
+    ) {
+        self.notifier.stopping("Stopping: saving pending work");
+        self.drain_events().await;
+        let pending = self.debouncer.drain();
+        if !pending.is_empty() {
+            self.send(IndexCmd::Observe(pending));
+        }
+        self.expire_moves(true);
+        let _ = ctl.stop.send(true);
+        let (dead_tx, _) = std::sync::mpsc::channel();
+        let cmd = std::mem::replace(&mut self.cmd, dead_tx);
+        Core::stop_indexer(cmd, indexer, cancel).await;
     }
 
     /// Take in the events the kernel already queued (until it is quiet

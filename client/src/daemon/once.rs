@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::signal::unix::{SignalKind, signal};
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
 use super::{Context, Core, DaemonError};
-use crate::pipeline::{Counters, Mode, Pipeline, PipelineSettings};
+use crate::pipeline::{Control, Counters, Mode, Pipeline, PipelineSettings, Summary};
 use crate::scan::{IndexCmd, IndexEvent, WalkStats};
-use crate::state::now_ms;
+use crate::state::{State, StateError, now_ms};
 
 /// Retryable failures a file may have in one scan before it is left queued.
 const RETRIES_PER_SCAN: u32 = 4;
@@ -106,10 +108,6 @@ pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, 
     let ctl = Rc::clone(&core.ctl);
     let pipeline_task = actix_rt::spawn(async move { pipeline.run(&ctl).await });
     let _ = core.cmd.send(IndexCmd::FullRescan);
-    let bar = progress_bar(!opts.no_progress);
-    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
     let Core {
         _lock,
         state,
@@ -120,11 +118,61 @@ pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, 
         cancel,
         ..
     } = core;
+    let bar = progress_bar(!opts.no_progress);
+    let (summary, walk) = drive(
+        pipeline_task,
+        &ctl,
+        &mut events,
+        &state,
+        &counters,
+        bar.as_ref(),
+    )
+    .await?;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    Core::stop_indexer(cmd, indexer, &cancel).await;
+    let summary = match summary {
+        Ok(r) => r?,
+        Err(e) => {
+            tracing::error!(error = %e, "pipeline task failed");
+            Summary::default()
+        }
+    };
+    Ok(ScanOutcome {
+        walk,
+        synced: counters.synced.load(Ordering::Relaxed),
+        uploads: counters.uploads.load(Ordering::Relaxed),
+        sightings: counters.sightings.load(Ordering::Relaxed),
+        failed: counters.failed.load(Ordering::Relaxed),
+        bytes_sent: counters.bytes_sent.load(Ordering::Relaxed),
+        bytes_hashed: counters.bytes_hashed.load(Ordering::Relaxed),
+        still_queued: state.queue_depth()?,
+        last_error: summary.last_error,
+        elapsed: t0.elapsed(),
+    })
+}
+
+type PipelineResult = Result<Result<Summary, StateError>, actix_rt::task::JoinError>;
+
+/// Wait for the pipeline to drain, telling it when the scan is complete,
+/// updating the progress bar and passing on SIGTERM/SIGINT.
+async fn drive(
+    pipeline_task: actix_rt::task::JoinHandle<Result<Summary, StateError>>,
+    ctl: &Control,
+    events: &mut UnboundedReceiver<IndexEvent>,
+    state: &State,
+    counters: &Counters,
+    bar: Option<&ProgressBar>,
+) -> Result<(PipelineResult, WalkStats), DaemonError> {
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut walk = WalkStats::default();
     let mut done = Box::pin(pipeline_task);
-    let summary = loop {
+    loop {
         tokio::select! {
-            r = &mut done => break r,
+            r = &mut done => return Ok((r, walk)),
             Some(ev) = events.recv() => match ev {
                 IndexEvent::RescanDone { stats, .. } => {
                     walk = stats;
@@ -140,7 +188,7 @@ pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, 
                 _ => {}
             },
             _ = tick.tick() => {
-                if let Some(bar) = &bar {
+                if let Some(bar) = bar {
                     let finished = counters.synced.load(Ordering::Relaxed) + counters.failed.load(Ordering::Relaxed);
                     bar.set_length(finished + state.queue_depth().unwrap_or(0));
                     bar.set_position(finished);
@@ -149,28 +197,5 @@ pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, 
             _ = term.recv() => { let _ = ctl.stop.send(true); }
             _ = int.recv() => { let _ = ctl.stop.send(true); }
         }
-    };
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
     }
-    Core::stop_indexer(cmd, indexer, &cancel).await;
-    let summary = match summary {
-        Ok(r) => r?,
-        Err(e) => {
-            tracing::error!(error = %e, "pipeline task failed");
-            Default::default()
-        }
-    };
-    Ok(ScanOutcome {
-        walk,
-        synced: counters.synced.load(Ordering::Relaxed),
-        uploads: counters.uploads.load(Ordering::Relaxed),
-        sightings: counters.sightings.load(Ordering::Relaxed),
-        failed: counters.failed.load(Ordering::Relaxed),
-        bytes_sent: counters.bytes_sent.load(Ordering::Relaxed),
-        bytes_hashed: counters.bytes_hashed.load(Ordering::Relaxed),
-        still_queued: state.queue_depth()?,
-        last_error: summary.last_error,
-        elapsed: t0.elapsed(),
-    })
 }

@@ -160,15 +160,20 @@ impl State {
         if current != Some(job.version) {
             return Ok(false);
         }
+        self.apply_update(job.id, update, now)?;
+        Ok(true)
+    }
+
+    fn apply_update(&self, id: i64, update: &JobUpdate, now: i64) -> Result<(), StateError> {
         let c = &self.conn;
         match update {
             JobUpdate::Synced => {
                 c.prepare_cached(
                     "UPDATE files SET status = 'synced', synced_ms = ?1 WHERE id = ?2",
                 )?
-                .execute(params![now, job.id])?;
+                .execute(params![now, id])?;
                 c.prepare_cached("DELETE FROM queue WHERE file_id = ?1")?
-                    .execute([job.id])?;
+                    .execute([id])?;
                 c.prepare_cached(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)
                      ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
@@ -180,31 +185,31 @@ impl State {
                     "UPDATE queue SET attempts = attempts + 1, last_error = ?1, next_try_ms = ?2
                      WHERE file_id = ?3",
                 )?
-                .execute(params![error, next_try_ms, job.id])?;
+                .execute(params![error, next_try_ms, id])?;
             }
             JobUpdate::Failed { error } => {
-                c.execute("UPDATE files SET status = 'failed' WHERE id = ?1", [job.id])?;
+                c.execute("UPDATE files SET status = 'failed' WHERE id = ?1", [id])?;
                 c.execute(
                     "UPDATE queue SET attempts = attempts + 1, last_error = ?1, next_try_ms = ?2
                      WHERE file_id = ?3",
-                    params![error, i64::MAX, job.id],
+                    params![error, i64::MAX, id],
                 )?;
             }
             JobUpdate::Rehash => {
                 c.execute(
                     "UPDATE files SET status = 'pending', sha256 = NULL WHERE id = ?1",
-                    [job.id],
+                    [id],
                 )?;
                 c.execute(
                     "UPDATE queue SET attempts = attempts + 1, next_try_ms = ?1 WHERE file_id = ?2",
-                    params![now, job.id],
+                    params![now, id],
                 )?;
             }
             JobUpdate::Drop => {
-                c.execute("DELETE FROM queue WHERE file_id = ?1", [job.id])?;
+                c.execute("DELETE FROM queue WHERE file_id = ?1", [id])?;
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Put every failed file back in the queue (`scan --retry-failed`).
