@@ -17,6 +17,7 @@ pub mod notify;
 pub mod server;
 pub mod service;
 pub mod storage;
+pub mod tls;
 pub mod token_admin;
 
 pub use config::{Config, ConfigError};

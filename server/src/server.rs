@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::notify;
 use crate::service::{Catalog, Limits, Readiness};
 use crate::storage::{Storage, StorageError};
+use crate::tls::CertStore;
 
 /// Longest a readiness or watchdog probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +45,8 @@ pub enum ServeError {
     Listen(#[source] std::io::Error),
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Serve with the storage the configuration names.
@@ -84,19 +87,28 @@ pub async fn run_with_storage(
     }
     let head_timeout = Duration::from_secs(config.server.request_head_timeout_secs);
     let drain = config.server.shutdown_timeout_secs;
-    let server = HttpServer::new(move || http::app(state.clone()))
+    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+        (Some(cert), Some(key)) => Some(CertStore::open(cert, key)?),
+        _ => None,
+    };
+    let builder = HttpServer::new(move || http::app(state.clone()))
         .tcp_nodelay(true)
         .client_request_timeout(head_timeout)
         .disable_signals()
-        .shutdown_timeout(drain)
-        .listen(listener)
-        .map_err(ServeError::Listen)?
-        .run();
-    tracing::info!(%addr, storage = %catalog.storage().describe(), index = %catalog.index().path().display(), "listening");
+        .shutdown_timeout(drain);
+    let builder = match &tls {
+        Some(store) => builder.listen_rustls_0_23(listener, store.server_config()?),
+        None => builder.listen(listener),
+    };
+    let server = builder.map_err(ServeError::Listen)?.run();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, storage = %catalog.storage().describe(), index = %catalog.index().path().display(), "listening");
     let handle = server.handle();
     let ready = tokio::spawn(announce_ready(catalog.clone(), addr));
+    let plain = tls.is_none();
     let watchdog = notify::watchdog_interval()
-        .map(|every| tokio::spawn(watchdog(catalog.clone(), addr, every)));
+        .map(|every| tokio::spawn(watchdog(catalog.clone(), addr, every, plain)));
+    let reloader = tls.map(|store| tokio::spawn(reload_on_sighup(store)));
     let stopper = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining connections for up to {drain} s");
@@ -106,6 +118,9 @@ pub async fn run_with_storage(
     let result = server.await.map_err(ServeError::Serve);
     ready.abort();
     stopper.abort();
+    if let Some(r) = reloader {
+        r.abort();
+    }
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -174,13 +189,13 @@ async fn announce_ready(catalog: Catalog, addr: SocketAddr) {
 /// storage probe *completes*, and our own listener serves `/healthz`.
 /// A storage outage alone still pings (restarting would not fix it; readiness
 /// reports it); a hung probe or a wedged HTTP server stops the pings.
-async fn watchdog(catalog: Catalog, addr: SocketAddr, every: Duration) {
+async fn watchdog(catalog: Catalog, addr: SocketAddr, every: Duration, plain: bool) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let probe = tokio::time::timeout(PROBE_TIMEOUT, catalog.readiness()).await;
         let healthy = match probe {
-            Ok(r) => r.index.is_ok() && self_check(addr).await,
+            Ok(r) => r.index.is_ok() && self_check(addr, plain).await,
             Err(_) => false,
         };
         if healthy {
@@ -191,8 +206,26 @@ async fn watchdog(catalog: Catalog, addr: SocketAddr, every: Duration) {
     }
 }
 
-/// `GET /healthz` over our own listener.
-async fn self_check(addr: SocketAddr) -> bool {
+/// Reload the TLS certificate and key on every SIGHUP.
+async fn reload_on_sighup(store: std::sync::Arc<CertStore>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot handle SIGHUP ({e}); restart to load a new certificate");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match store.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+            Err(e) => tracing::warn!("SIGHUP: keeping the current TLS certificate: {e}"),
+        }
+    }
+}
+
+/// `GET /healthz` over our own listener (with TLS: the listener accepts).
+async fn self_check(addr: SocketAddr, plain: bool) -> bool {
     let target = match addr.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => {
             SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
@@ -204,6 +237,9 @@ async fn self_check(addr: SocketAddr) -> bool {
     };
     let check = async {
         let mut stream = tokio::net::TcpStream::connect(target).await.ok()?;
+        if !plain {
+            return Some(true);
+        }
         let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut head = [0u8; 12];

@@ -12,6 +12,7 @@ mod large;
 mod outage;
 mod protocol;
 mod support;
+mod tls;
 
 /// Instantiate every suite function for one backend.
 macro_rules! suite {
