@@ -69,6 +69,30 @@ enum BodyError {
     Io(#[from] std::io::Error),
 }
 
+/// TLS for an `https://` server: the system's CA certificates plus `ca_file`.
+/// (`ca_file` was parsed when the settings were validated.)
+fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for e in &native.errors {
+        tracing::debug!(error = %e, "skipping a system CA certificate");
+    }
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    let mut extra = 0;
+    if let Some(path) = ca_file {
+        match crate::config::read_ca_file(path) {
+            Ok(certs) => extra = roots.add_parsable_certificates(certs).0,
+            Err(e) => tracing::error!("{e}"),
+        }
+    }
+    tracing::debug!(system = added, ca_file = extra, "TLS trust anchors");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 fn map_send_error(e: awc::error::SendRequestError) -> TransferError {
     use awc::error::{ConnectError, SendRequestError as E};
     match e {
@@ -91,11 +115,17 @@ impl ApiClient {
                     conn
                 },
             );
-        let connector = awc::Connector::new()
+        let mut connector = awc::Connector::new()
             .connector(tcp)
             .timeout(settings.connect_timeout)
             .conn_keep_alive(Duration::from_secs(4))
             .limit(settings.upload_concurrency * 2 + 4);
+        if settings.server.scheme() == "https" {
+            match tls_config(settings.ca_file.as_deref()) {
+                Ok(tls) => connector = connector.rustls_0_23(Arc::new(tls)),
+                Err(e) => tracing::error!("cannot set up TLS: {e}"),
+            }
+        }
         let http = awc::Client::builder()
             .connector(connector)
             .timeout(settings.request_timeout)

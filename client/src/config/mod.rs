@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use settings::{
-    Environment, Root, Settings, TOKEN_CREDENTIAL, default_client_id, expand_tilde, valid_client_id,
+    Environment, Root, Settings, TOKEN_CREDENTIAL, default_client_id, expand_tilde, read_ca_file,
+    valid_client_id,
 };
 pub use template::{InitError, InitOptions, render_template, write_new_config};
 
@@ -92,6 +93,13 @@ pub struct FileConfig {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// PEM file of extra CA certificates trusted for an `https://` server
+    /// (on top of the system's).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Allow `http://` to a server that is not on loopback.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 pub fn default_server() -> String {
@@ -135,6 +143,8 @@ impl Default for FileConfig {
             rescan_interval_secs: default_rescan_interval_secs(),
             connect_timeout_secs: default_connect_timeout_secs(),
             request_timeout_secs: default_request_timeout_secs(),
+            ca_file: None,
+            allow_plain_http: false,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Settings {
     pub rescan_interval: Option<Duration>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Extra trusted CA certificates (PEM) for an `https://` server.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// What validation needs from the environment.
@@ -68,7 +70,16 @@ impl FileConfig {
         env: &Environment<'_>,
     ) -> Result<Settings, ConfigError> {
         let mut problems = Vec::new();
-        let server = check_server(&self.server, &mut problems);
+        let server = check_server(&self.server, self.allow_plain_http, &mut problems);
+        let ca_file = self
+            .ca_file
+            .as_ref()
+            .map(|f| expand_tilde(f, env.home.as_deref()));
+        if let Some(f) = &ca_file
+            && let Err(e) = read_ca_file(f)
+        {
+            problems.push(e);
+        }
         let client_id = match &self.client_id {
             Some(id) if !valid_client_id(id) => {
                 problems.push(format!(
@@ -100,6 +111,7 @@ impl FileConfig {
                     .then(|| Duration::from_secs(self.rescan_interval_secs)),
                 connect_timeout: Duration::from_secs(self.connect_timeout_secs),
                 request_timeout: Duration::from_secs(self.request_timeout_secs),
+                ca_file,
             }),
             _ => Err(ConfigError::Invalid {
                 source_name: source_name.to_owned(),
@@ -221,19 +233,27 @@ impl FileConfig {
     }
 }
 
-fn check_server(raw: &str, problems: &mut Vec<String>) -> Option<url::Url> {
+fn check_server(raw: &str, allow_plain_http: bool, problems: &mut Vec<String>) -> Option<url::Url> {
     match url::Url::parse(raw) {
-        Ok(u) if u.scheme() == "http" && u.host().is_some() => Some(u),
-        Ok(u) if u.scheme() == "https" => {
-            problems.push(format!(
-                "server {raw:?}: this build speaks plain http only; \
-                 use http:// (e.g. through a local TLS-terminating proxy)"
-            ));
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => Some(u),
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => {
+            let loopback = match u.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if !loopback && !allow_plain_http {
+                problems.push(format!(
+                    "server {raw:?}: plain http to another machine would send the token in clear; \
+                     use https:// (with ca_file for a private CA) or set allow_plain_http = true"
+                ));
+            }
             Some(u)
         }
         Ok(_) => {
             problems.push(format!(
-                "server {raw:?}: use an http:// URL with a host, e.g. http://127.0.0.1:8000"
+                "server {raw:?}: use an http(s):// URL with a host, e.g. https://catalog.example.org:8000"
             ));
             None
         }
@@ -244,6 +264,25 @@ fn check_server(raw: &str, problems: &mut Vec<String>) -> Option<url::Url> {
             None
         }
     }
+}
+
+/// The certificates in a PEM `ca_file`; an error names the file and the fix.
+pub fn read_ca_file(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let fail = |e: &dyn std::fmt::Display| format!("ca_file {}: {e}", path.display());
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| fail(&e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| fail(&e))?;
+    if certs.is_empty() {
+        return Err(fail(
+            &"no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+        ));
+    }
+    Ok(certs)
 }
 
 fn check_range(key: &str, value: u64, min: u64, max: u64, problems: &mut Vec<String>) {
