@@ -6,8 +6,9 @@
 #
 #   scripts/dev.sh [DIR]
 #
-# Then drop files into DIR and list the catalog from another terminal:
-#   curl -s http://127.0.0.1:8000/v1/assets | python3 -m json.tool
+# Then drop files into DIR and list the catalog from another terminal (the API
+# needs a token: dev.sh makes an admin one in .dev/admin.token):
+#   curl -s -H "Authorization: Bearer $(cat .dev/admin.token)" http://127.0.0.1:8000/v1/assets | python3 -m json.tool
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -37,10 +38,17 @@ state_dir = "$dev/state"
 url = "file://$dev/state/objects"
 TOML
 
+# Tokens (once): an admin token for you, an upload token for the watcher.
+if [ ! -s "$dev/admin.token" ]; then
+  (umask 077
+   "$bin/asset-catalog-server" --config "$dev/server.toml" token create --name dev-admin --scope admin >"$dev/admin.token"
+   "$bin/asset-catalog-server" --config "$dev/server.toml" token create --name dev-watcher --scope upload >"$dev/watcher.token")
+fi
+
 # The watcher gets its own XDG tree under .dev/ so it never touches your real one.
 export XDG_CONFIG_HOME="$dev/config" XDG_STATE_HOME="$dev/local-state" XDG_CACHE_HOME="$dev/cache"
 if [ ! -f "$XDG_CONFIG_HOME/asset-watcher/config.toml" ]; then
-  "$bin/asset-watcher" init --server "$url" --watch "$watch_dir"
+  "$bin/asset-watcher" init --server "$url" --watch "$watch_dir" --token-file "$dev/watcher.token"
 fi
 
 pids=()
@@ -65,7 +73,7 @@ asset-catalog is running:
   watching $watch_dir
 
 Drop files into $watch_dir, then list the catalog:
-  curl -s $url/v1/assets | python3 -m json.tool
+  curl -s -H "Authorization: Bearer \$(cat $dev/admin.token)" $url/v1/assets | python3 -m json.tool
 Watcher status:
   XDG_STATE_HOME=$XDG_STATE_HOME XDG_CONFIG_HOME=$XDG_CONFIG_HOME $bin/asset-watcher status
 Ctrl-C stops both.
