@@ -10,4 +10,5 @@ mod basics;
 mod moves;
 mod resilience;
 mod scan;
+mod tls;
 mod writes;
