@@ -108,7 +108,7 @@ pub async fn run_with_storage(
     let plain = tls.is_none();
     let watchdog = notify::watchdog_interval()
         .map(|every| tokio::spawn(watchdog(catalog.clone(), addr, every, plain)));
-    let reloader = tls.map(|store| tokio::spawn(reload_on_sighup(store)));
+    let reloader = tokio::spawn(reload_on_sighup(tls));
     let stopper = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining connections for up to {drain} s");
@@ -118,9 +118,7 @@ pub async fn run_with_storage(
     let result = server.await.map_err(ServeError::Serve);
     ready.abort();
     stopper.abort();
-    if let Some(r) = reloader {
-        r.abort();
-    }
+    reloader.abort();
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -206,8 +204,9 @@ async fn watchdog(catalog: Catalog, addr: SocketAddr, every: Duration, plain: bo
     }
 }
 
-/// Reload the TLS certificate and key on every SIGHUP.
-async fn reload_on_sighup(store: std::sync::Arc<CertStore>) {
+/// Reload the TLS certificate and key on every SIGHUP. Without TLS there is
+/// nothing to reload, but SIGHUP (`systemctl reload`) must still not kill us.
+async fn reload_on_sighup(store: Option<std::sync::Arc<CertStore>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -217,6 +216,10 @@ async fn reload_on_sighup(store: std::sync::Arc<CertStore>) {
         }
     };
     while hup.recv().await.is_some() {
+        let Some(store) = store.as_ref() else {
+            tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+            continue;
+        };
         match store.reload() {
             Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
             Err(e) => tracing::warn!("SIGHUP: keeping the current TLS certificate: {e}"),

@@ -187,6 +187,13 @@ async fn serves_after_ready_and_drains_on_sigterm() {
     .await;
     assert_eq!((status, json["status"].as_str()), (200, Some("ok")));
     upload(&env, "hello.txt", b"hello from the binary test").await;
+    // `systemctl reload` sends SIGHUP; without TLS there is nothing to reload,
+    // and the server must keep serving rather than die of the default action.
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::HUP).expect("SIGHUP");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = env.client().get(env.url("/healthz")).send().await;
+    assert_eq!(res.expect("healthz after SIGHUP").status(), 200);
     let mut res = env
         .client()
         .get(env.url("/metrics"))
