@@ -5,7 +5,8 @@
 #      are stored (the scan exits only when its queue is done);
 #   2. seconds to rescan 100,000 unchanged files, and the bytes hashed during
 #      that rescan (must be 0);
-#   3. the client's peak RSS (max over the runs, from /usr/bin/time -v).
+#   3. the client's peak RSS (max over the runs, from /usr/bin/time -v),
+#      including a run that uploads one 1 GiB file.
 # Usage: client/benches/measure.sh [--no-build]   (from anywhere in the repo)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,7 +36,11 @@ url = "file://$WORK/server/objects"
 [log]
 level = "warn"
 EOF
-"$BIN/asset-catalog-server" --config "$WORK/server/server.toml" serve 2> "$WORK/server.log" &
+# Auth is on by default: an upload token for the watcher, a read token for us.
+srv() { "$BIN/asset-catalog-server" --config "$WORK/server/server.toml" "$@"; }
+TOKEN="$(srv token create --name bench --scope upload 2>/dev/null)"
+READ_TOKEN="$(srv token create --name bench-read --scope read 2>/dev/null)"
+srv serve 2> "$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done
 
@@ -45,7 +50,10 @@ watcher() {
         XDG_CONFIG_HOME="$H/.config" XDG_STATE_HOME="$H/.local/state" XDG_CACHE_HOME="$H/.cache" \
         ASSET_WATCHER_LOG=warn "$BIN/asset-watcher" "$@"
 }
-watcher init --server "http://127.0.0.1:$PORT" --watch "$H/w" > /dev/null
+mkdir -p "$H/.config/asset-watcher"
+(umask 077 && echo "$TOKEN" > "$H/.config/asset-watcher/token")
+watcher init --server "http://127.0.0.1:$PORT" --watch "$H/w" \
+    --token-file "$H/.config/asset-watcher/token" > /dev/null
 
 # files DIR COUNT SIZE PREFIX: COUNT files of SIZE random bytes, 100 per directory.
 files() {
@@ -77,14 +85,24 @@ echo "== 10,000 x 4 KiB files, cold scan"
 files "$H/w" 10000 4096 cold
 sync
 timed cold scan --no-progress
+grep -q "10000 synced" "$WORK/out.cold" || { echo "cold scan did not store every file"; exit 1; }
 python3 -c "print(f'cold scan: {10000 / $SECS_cold:.0f} files/s')"
 
 echo "== 100,000 files: upload 90,000 more (1 KiB), then rescan them all unchanged"
 files "$H/w" 90000 1024 more
 sync
 timed fill scan --no-progress
+grep -q "90000 synced" "$WORK/out.fill" || { echo "fill scan did not store every file"; exit 1; }
 timed rescan scan --no-progress
 grep -q "bytes_hashed=0" "$WORK/out.rescan" && echo "rescan hashed 0 bytes" || { echo "rescan HASHED BYTES"; exit 1; }
 echo "rescan of 100,000 unchanged files: ${SECS_rescan}s"
+echo "== one 1 GiB file: memory stays flat whatever the size"
+head -c 1073741824 /dev/urandom > "$H/w/big.bin"
+sync
+timed big scan --no-progress
+grep -q "1 synced" "$WORK/out.big" || { echo "big file was not stored"; exit 1; }
+python3 -c "print(f'1 GiB upload: {1024 / $SECS_big:.0f} MiB/s')"
 echo "client peak RSS over all runs: $((PEAK_KB / 1024)) MiB ($PEAK_KB KiB)"
-echo "server: $(curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^asset_catalog_(upload_bytes_total|uploads_total)')"
+echo "server metrics:"
+curl -fs -H "Authorization: Bearer $READ_TOKEN" "http://127.0.0.1:$PORT/metrics" \
+    | grep -E '^asset_catalog_(upload_bytes_total|uploads_total|dedup_hits_total)'

@@ -105,18 +105,24 @@ impl TransferError {
         }
     }
 
-    /// True when the server itself could not be reached (as opposed to a
-    /// problem with one file); used to say "server unreachable" in status.
-    pub fn is_unreachable(&self) -> bool {
+    /// True when the trouble is the server or our credentials rather than
+    /// one file (logged once a minute, not once per file).
+    pub fn is_systemic(&self) -> bool {
         matches!(self, Self::Connect(_) | Self::Timeout | Self::Send(_))
+            || matches!(self, Self::Http { status, .. } if matches!(status, 401 | 403 | 500..=599))
     }
 }
+
+/// How a refused-credentials error starts once stored as a job's last error.
+pub const AUTH_FAILURE_PREFIXES: [&str; 2] = ["server answered 401", "server answered 403"];
 
 fn classify_http(status: u16, code: Option<ErrorCode>) -> Disposition {
     match (status, code) {
         (422, Some(ErrorCode::HashMismatch)) => Disposition::Rehash,
         (400, Some(ErrorCode::IncompleteBody)) => Disposition::Rehash,
         (404, Some(ErrorCode::NotFound)) => Disposition::NotOnServer,
+        // 401/403 (bad token) are permanent per the contract; such files are
+        // queued again when the watcher next starts (the token may be fixed).
         (413, _) => Disposition::Permanent,
         (408 | 429, _) => Disposition::Retry,
         (500..=599, _) => Disposition::Retry,
@@ -182,7 +188,15 @@ mod tests {
             TransferError::Connect("refused".into()).disposition(),
             Disposition::Retry
         );
-        assert!(TransferError::Timeout.is_unreachable());
+        assert!(TransferError::Timeout.is_systemic());
+        assert!(!TransferError::Changed.is_systemic());
+        let denied = TransferError::Http {
+            status: 401,
+            code: Some(ErrorCode::Unauthorized),
+            message: String::new(),
+        };
+        assert!(denied.is_systemic());
+        assert!(denied.to_string().starts_with(AUTH_FAILURE_PREFIXES[0]));
     }
 
     #[test]

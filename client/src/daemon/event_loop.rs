@@ -56,7 +56,7 @@ struct EventLoop {
     ticks: u64,
     last_status: String,
     counters: Rc<Counters>,
-    reported: [u64; 4],
+    reported: [u64; 5],
 }
 
 async fn tick_opt(i: &mut Option<Interval>) {
@@ -132,7 +132,7 @@ pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
         ticks: 0,
         last_status: String::new(),
         counters,
-        reported: [0; 4],
+        reported: [0; 5],
     };
     let why = lp.run().await?;
     tracing::info!(signal = why, "stopping");
@@ -445,19 +445,27 @@ impl EventLoop {
             c.uploads.load(Ordering::Relaxed),
             c.sightings.load(Ordering::Relaxed),
             c.bytes_sent.load(Ordering::Relaxed),
+            c.retried.load(Ordering::Relaxed),
         ];
         if now == self.reported {
             return;
         }
         let d: Vec<u64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
+        let queued = self.state.queue_depth().unwrap_or(0);
         tracing::info!(
             synced = d[0],
             uploads = d[1],
             sightings = d[2],
             bytes_sent = d[3],
-            queued = self.state.queue_depth().unwrap_or(0),
+            retries = d[4],
+            queued,
             "activity in the last minute"
         );
+        if let Some(e) = c.last_error.borrow_mut().take() {
+            if d[4] > 0 {
+                tracing::warn!(error = %e, retries = d[4], queued, "transfers are failing and will be retried");
+            }
+        }
         self.reported = now;
     }
 

@@ -68,6 +68,14 @@ impl Core {
         let lock = StateLock::acquire(&ctx.paths.lock_file())?;
         let db = ctx.paths.state_db();
         let state = Rc::new(State::open(&db)?);
+        let requeued = state
+            .retry_failed_with(&crate::error::AUTH_FAILURE_PREFIXES, crate::state::now_ms())?;
+        if requeued > 0 {
+            tracing::info!(
+                files = requeued,
+                "files refused for credentials are queued again"
+            );
+        }
         let ctl = Rc::new(Control::new(STOP_GRACE));
         let (ev_tx, events) = tokio::sync::mpsc::unbounded_channel();
         let (cmd, cmd_rx) = std::sync::mpsc::channel();

@@ -72,7 +72,21 @@ impl Worker {
             tracing::error!(error = %e, file.path = %job.path.display(), "cannot record the job's end");
         }
         if let Some(e) = &error {
-            tracing::warn!(file.path = %job.path.display(), error = %e, attempts = job.attempts + 1, ?update, "transfer failed");
+            let attempts = job.attempts + 1;
+            if e.is_systemic() {
+                // Once per minute at most (the daemon's activity log clears it).
+                let first = self
+                    .counters
+                    .last_error
+                    .replace(Some(e.to_string()))
+                    .is_none();
+                if first {
+                    tracing::warn!(error = %e, "transfers fail for a reason that is not the file; retrying with backoff");
+                }
+                tracing::debug!(file.path = %job.path.display(), error = %e, attempts, "transfer failed");
+            } else {
+                tracing::warn!(file.path = %job.path.display(), error = %e, attempts, ?update, "transfer failed");
+            }
         } else if update == JobUpdate::Synced {
             tracing::debug!(file.path = %job.path.display(), "synced");
         }

@@ -59,6 +59,8 @@ pub struct Counters {
     pub synced: AtomicU64,
     pub failed: AtomicU64,
     pub retried: AtomicU64,
+    /// The latest server-wide error (unreachable, refused token, 5xx).
+    pub last_error: RefCell<Option<String>>,
 }
 
 /// How the pipeline decides it is finished.

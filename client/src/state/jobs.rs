@@ -212,6 +212,29 @@ impl State {
         Ok(())
     }
 
+    /// Put failed files whose error starts with one of `prefixes` back in
+    /// the queue (credential failures, once the watcher restarts).
+    pub fn retry_failed_with(&self, prefixes: &[&str], now: i64) -> Result<usize, StateError> {
+        let mut n = 0;
+        for prefix in prefixes {
+            let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+            n += self.in_transaction(|s| {
+                let ids = "SELECT q.file_id FROM queue q JOIN files f ON f.id = q.file_id
+                           WHERE f.status = 'failed' AND q.last_error LIKE ?1";
+                s.conn.execute(
+                    &format!("UPDATE files SET status = CASE WHEN sha256 IS NULL THEN 'pending' ELSE 'hashed' END WHERE id IN ({ids})"),
+                    [&pattern],
+                )?;
+                Ok(s.conn.execute(
+                    "UPDATE queue SET attempts = 0, next_try_ms = ?1
+                     WHERE next_try_ms = ?2 AND file_id IN (SELECT id FROM files WHERE status != 'failed')",
+                    params![now, i64::MAX],
+                )?)
+            })?;
+        }
+        Ok(n)
+    }
+
     /// Put every failed file back in the queue (`scan --retry-failed`).
     pub fn retry_failed(&self, now: i64) -> Result<usize, StateError> {
         self.in_transaction(|s| {
@@ -302,8 +325,37 @@ mod tests {
         let again = st.due_jobs(100, 10, &HashSet::new()).expect("due");
         assert_eq!((again.len(), again[0].attempts), (1, 1));
         assert_eq!(st.queue_depth().expect("depth"), 1);
+        assert_eq!(
+            st.retry_failed_with(&["server answered 401"], 150)
+                .expect("auth"),
+            0
+        );
         assert_eq!(st.retry_failed(200).expect("retry failed"), 1);
         assert_eq!(st.queue_depth().expect("depth"), 2);
+    }
+
+    #[test]
+    fn credential_failures_can_be_requeued_alone() {
+        let (_d, st) = open_temp();
+        st.observe(Path::new("/w/a"), &stat(1, 5, 5), 10)
+            .expect("a");
+        st.observe(Path::new("/w/b"), &stat(2, 5, 5), 10)
+            .expect("b");
+        let jobs = st.due_jobs(10, 10, &HashSet::new()).expect("due");
+        let denied = JobUpdate::Failed {
+            error: "server answered 401 unauthorized: no".into(),
+        };
+        let too_big = JobUpdate::Failed {
+            error: "server answered 413 payload_too_large".into(),
+        };
+        st.finish_job(&jobs[0], &denied, 11).expect("fail");
+        st.finish_job(&jobs[1], &too_big, 11).expect("fail");
+        let n = st
+            .retry_failed_with(&["server answered 401", "server answered 403"], 12)
+            .expect("requeue");
+        assert_eq!(n, 1);
+        assert_eq!(st.report(10).expect("report").failed, 1);
+        assert_eq!(st.due_jobs(12, 10, &HashSet::new()).expect("due").len(), 1);
     }
 
     #[test]
