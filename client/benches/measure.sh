@@ -40,7 +40,7 @@ EOF
 srv() { "$BIN/asset-catalog-server" --config "$WORK/server/server.toml" "$@"; }
 TOKEN="$(srv token create --name bench --scope upload 2>/dev/null)"
 READ_TOKEN="$(srv token create --name bench-read --scope read 2>/dev/null)"
-srv serve 2> "$WORK/server.log" &
+"$BIN/asset-catalog-server" --config "$WORK/server/server.toml" serve 2> "$WORK/server.log" &
 SERVER_PID=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" > /dev/null && break; sleep 0.1; done
 
