@@ -200,6 +200,12 @@ impl Worker {
             .map_err(|_| TransferError::Worker)?;
         self.api.sighting(sha, meta).await?;
         self.counters.sightings.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            asset.sha256 = %sha,
+            file.rel_path = %meta.rel_path,
+            "recorded {} (content already on the server, no bytes sent)",
+            meta.rel_path
+        );
         Ok(())
     }
 
@@ -217,12 +223,14 @@ impl Worker {
             .map_err(|_| TransferError::Worker)?;
         let res = self.api.upload(&job.path, stat, sha, meta).await?;
         self.counters.uploads.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(
+        tracing::info!(
             file.path = %job.path.display(),
             asset.sha256 = %sha,
             asset.size = stat.size,
             created = res.created,
-            "uploaded"
+            "uploaded {} ({} bytes)",
+            job.path.display(),
+            stat.size
         );
         Ok(())
     }
