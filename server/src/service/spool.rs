@@ -10,11 +10,10 @@ use std::path::Path;
 use asset_catalog_proto::Sha256Hex;
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 
 use super::ServiceError;
-use super::upload::BodyError;
+use super::upload::{BodyError, Metered};
 
 /// Read size when replaying a spooled file.
 const READ_CHUNK: usize = 256 * 1024;
@@ -44,15 +43,10 @@ where
         .map_err(|e| ServiceError::Spool(e.to_string()))?
         .map_err(spool_error)?;
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let mut meter = Metered::new(limit);
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(ServiceError::PayloadTooLarge { limit });
-        }
-        hasher.update(&chunk);
+        meter.absorb(&chunk)?;
         writer.write_all(&chunk).await.map_err(spool_error)?;
     }
     writer.flush().await.map_err(spool_error)?;
@@ -60,8 +54,8 @@ where
     file.seek(SeekFrom::Start(0)).await.map_err(spool_error)?;
     Ok(Spooled {
         file,
-        sha256: Sha256Hex::from_digest(hasher.finalize().into()),
-        size,
+        sha256: meter.digest(),
+        size: meter.size(),
     })
 }
 

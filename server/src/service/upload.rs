@@ -30,6 +30,57 @@ pub enum BodyError {
     Stalled(u64),
 }
 
+/// Counts and hashes a body as it streams, refusing it past `limit` bytes.
+/// Every path that reads an upload body (store, drain, spool) meters it here.
+#[derive(Debug, Clone)]
+pub(super) struct Metered {
+    hasher: Sha256,
+    size: u64,
+    limit: u64,
+}
+
+impl Metered {
+    pub(super) fn new(limit: u64) -> Self {
+        Self {
+            hasher: Sha256::new(),
+            size: 0,
+            limit,
+        }
+    }
+
+    /// Account for one chunk; 413 once the body is larger than the limit.
+    pub(super) fn absorb(&mut self, chunk: &[u8]) -> Result<(), ServiceError> {
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(ServiceError::PayloadTooLarge { limit: self.limit });
+        }
+        self.hasher.update(chunk);
+        Ok(())
+    }
+
+    /// Bytes seen so far.
+    pub(super) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The digest of everything absorbed.
+    pub(super) fn digest(&self) -> Sha256Hex {
+        Sha256Hex::from_digest(self.hasher.clone().finalize().into())
+    }
+
+    /// The size, if the digest is `expected`; 422 otherwise.
+    pub(super) fn verify(&self, expected: &Sha256Hex) -> Result<u64, ServiceError> {
+        let actual = self.digest();
+        if &actual != expected {
+            return Err(ServiceError::HashMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        Ok(self.size)
+    }
+}
+
 /// Where the bytes of one verified upload go.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Target<'a> {
@@ -42,8 +93,7 @@ pub(super) struct Target<'a> {
 struct Pipeline<'a> {
     storage: &'a Storage,
     target: Target<'a>,
-    hasher: Sha256,
-    size: u64,
+    meter: Metered,
     held: Vec<Bytes>,
     held_len: usize,
     multipart: Option<MultipartWriter>,
@@ -62,8 +112,7 @@ where
     let mut pipeline = Pipeline {
         storage,
         target,
-        hasher: Sha256::new(),
-        size: 0,
+        meter: Metered::new(target.limit),
         held: Vec::new(),
         held_len: 0,
         multipart: None,
@@ -86,13 +135,7 @@ impl Pipeline<'_> {
     {
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
-            self.size += chunk.len() as u64;
-            if self.size > self.target.limit {
-                return Err(ServiceError::PayloadTooLarge {
-                    limit: self.target.limit,
-                });
-            }
-            self.hasher.update(&chunk);
+            self.meter.absorb(&chunk)?;
             if let Some(upload) = self.multipart.as_mut() {
                 upload.write(chunk).await?;
                 continue;
@@ -103,13 +146,7 @@ impl Pipeline<'_> {
                 self.switch_to_multipart().await?;
             }
         }
-        let actual = Sha256Hex::from_digest(self.hasher.clone().finalize().into());
-        if &actual != self.target.expected {
-            return Err(ServiceError::HashMismatch {
-                expected: self.target.expected.clone(),
-                actual,
-            });
-        }
+        self.meter.verify(self.target.expected)?;
         Ok(())
     }
 
@@ -136,7 +173,7 @@ impl Pipeline<'_> {
                     .await?;
             }
         }
-        Ok(self.size)
+        Ok(self.meter.size())
     }
 }
 
@@ -149,22 +186,9 @@ pub(super) async fn drain_verified<S>(
 where
     S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
 {
-    let mut hasher = Sha256::new();
-    let mut size = 0u64;
+    let mut meter = Metered::new(limit);
     while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        size += chunk.len() as u64;
-        if size > limit {
-            return Err(ServiceError::PayloadTooLarge { limit });
-        }
-        hasher.update(&chunk);
+        meter.absorb(&chunk?)?;
     }
-    let actual = Sha256Hex::from_digest(hasher.finalize().into());
-    if &actual != expected {
-        return Err(ServiceError::HashMismatch {
-            expected: expected.clone(),
-            actual,
-        });
-    }
-    Ok(size)
+    meter.verify(expected)
 }
