@@ -145,12 +145,15 @@ fn systemd_protocol_watchdog_and_a_stop_that_loses_nothing() {
     let data = content("pending at stop", 777);
     write(&home.watched.join("pending.txt"), &data);
     assert_eq!(run.stop().code(), Some(0));
-    assert_eq!(
-        home.status()["queued"].as_u64(),
-        Some(1),
-        "the pending file was queued at stop"
+    // SIGTERM drains the kernel's queued events: the file is either saved in
+    // the queue, or (when its upload was already in flight) finished during
+    // the graceful stop. Lost — neither queued nor stored — is the failure.
+    let queued = home.status()["queued"].as_u64();
+    let stored = server.hashes().contains(&sha(&data));
+    assert!(
+        (queued == Some(1)) != stored,
+        "the pending file must be queued at stop xor stored: queued={queued:?} stored={stored}"
     );
-    assert!(!server.hashes().contains(&sha(&data)));
 
     let home_run = home.start();
     wait_stored(&server, &home, &[sha(&data)], T);
