@@ -5,7 +5,7 @@
 # 127.0.0.1, generates its own data, runs B1-B6 for us and for the peers
 # (median of 3 runs each) and writes BENCHMARKS.md.
 #
-#   bench/run.sh                    # full run (~30 min on 2 cores), writes BENCHMARKS.md
+#   bench/run.sh                    # full run (~15 min on 2 idle cores), writes BENCHMARKS.md
 #   bench/run.sh --quick            # smoke run: small sizes, 1 run (~2 min),
 #                                   #   writes target/bench/BENCHMARKS.quick.md
 #   bench/run.sh --runs 5 --only B1,B4
