@@ -16,22 +16,28 @@ async fn read_some(stream: &mut tokio::net::TcpStream) -> String {
     String::from_utf8_lossy(&buf[..n]).into_owned()
 }
 
+/// Open a raw `PUT /v1/assets/{sha}` with `Expect: 100-continue` and return
+/// the connection once the server answered `100 Continue` (no body sent yet).
+async fn put_until_continue(s: &TestServer, sha: &str, len: usize) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\n{}Content-Length: {len}\r\nExpect: 100-continue\r\n\r\n",
+        s.auth_line(),
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let interim = read_some(&mut stream).await;
+    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim:?}");
+    stream
+}
+
 #[actix_web::test]
 async fn expect_continue_is_honoured() {
     let s = TestServer::start(Kind::Memory).await;
     let body = vec![b'x'; 2 << 20];
     let sha = sha256_hex(&body);
-    let mut stream = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
-    let head = format!(
-        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\n{}Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-        s.auth_line(),
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
-    let interim = read_some(&mut stream).await;
-    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim:?}");
+    let mut stream = put_until_continue(&s, &sha, body.len()).await;
     stream.write_all(&body).await.expect("body");
     stream.shutdown().await.expect("half-close");
     let mut rest = Vec::new();
@@ -46,18 +52,8 @@ async fn upload_in_flight_at_shutdown_completes() {
     let s = TestServer::start(Kind::Memory).await;
     let body = vec![7u8; 1 << 20];
     let sha = sha256_hex(&body);
-    let mut stream = tokio::net::TcpStream::connect(s.addr)
-        .await
-        .expect("connect");
-    let head = format!(
-        "PUT /v1/assets/{sha} HTTP/1.1\r\nHost: t\r\n{}Content-Length: {}\r\nExpect: 100-continue\r\n\r\n",
-        s.auth_line(),
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
     // "100 Continue" proves the request is in flight; then stop while the body is still coming.
-    let interim = read_some(&mut stream).await;
-    assert!(interim.starts_with("HTTP/1.1 100 Continue"), "{interim:?}");
+    let mut stream = put_until_continue(&s, &sha, body.len()).await;
     stream.write_all(&body[..1000]).await.expect("first part");
     let store = s.store.clone();
     let stopping = actix_web::rt::spawn(s.stop());
