@@ -110,25 +110,34 @@ ct_rootfs() {
   echo "$dir"
 }
 
+# ct_remove_cgroup CG: kill whatever is left in the cgroup tree CG, then
+# remove the tree bottom-up (retrying, bounded, while the killed processes are
+# being reaped). Fails if CG is still there afterwards.
+ct_remove_cgroup() {
+  local cg=$1 i
+  find "$cg" -name cgroup.procs -exec cat -- {} + 2>/dev/null |
+    while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
+  for ((i = 0; i < 50; i++)); do
+    find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    [ -d "$cg" ] || return 0
+    sleep 0.1
+  done
+  [ ! -d "$cg" ]
+}
+
 # Tidy up after earlier runs that were killed before their cleanup could run
 # (SIGKILL, a lost session): their container (everything in the cgroups named
 # after the dead run) is stopped, their overlay unmounted, their run directory
 # and cgroups removed.
 ct_reap_stale() {
-  local d owner cg i
+  local d owner cg
   for d in /var/tmp/asset-catalog-e2e.*; do
     [ -f "$d/owner.pid" ] || continue
     owner=$(cat "$d/owner.pid")
     kill -0 "$owner" 2>/dev/null && continue
     for cg in /sys/fs/cgroup/systemd/ac-e2e-"$owner" /sys/fs/cgroup/unified/ac-e2e-"$owner" /sys/fs/cgroup/ac-e2e-"$owner"; do
       [ -d "$cg" ] || continue
-      find "$cg" -name cgroup.procs -exec cat -- {} + 2>/dev/null |
-        while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
-      for ((i = 0; i < 50; i++)); do
-        find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-        [ -d "$cg" ] || break
-        sleep 0.1
-      done
+      ct_remove_cgroup "$cg" || ct_log "could not remove cgroup $cg"
     done
     if mountpoint -q "$d/root"; then umount "$d/root" 2>/dev/null || umount -l "$d/root" || continue; fi
     ct_log "removed the leftovers of an interrupted run: $d"
@@ -229,16 +238,7 @@ ct_cleanup() {
   fi
   CT_NSPAWN_PID=""
   for cg in "${CT_CGROUPS[@]}"; do
-    # Kill whatever of the container may be left, then remove the tree
-    # bottom-up (retrying while the killed processes are being reaped).
-    find "$cg" -name cgroup.procs -exec cat -- {} + 2>/dev/null |
-      while read -r pid; do kill -KILL "$pid" 2>/dev/null || true; done
-    for ((i = 0; i < 50; i++)); do
-      find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-      [ -d "$cg" ] || break
-      sleep 0.1
-    done
-    [ -d "$cg" ] && ct_log "could not remove cgroup $cg"
+    ct_remove_cgroup "$cg" || ct_log "could not remove cgroup $cg"
   done
   CT_CGROUPS=()
   if [ "$CT_MOUNTED" = 1 ]; then
