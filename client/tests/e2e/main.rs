@@ -7,6 +7,7 @@
 mod support;
 
 mod basics;
+mod faults;
 mod moves;
 mod resilience;
 mod scan;

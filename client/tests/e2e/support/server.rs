@@ -115,6 +115,19 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The data objects in the bucket (the file store's files, without the
+    /// `meta/` sidecars), by file name.
+    pub fn objects(&self) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(self.dir.path().join("objects"))
+            .expect("read the bucket")
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Every asset in the index.
     pub fn assets(&self) -> Vec<Value> {
         let mut out = Vec::new();

@@ -133,6 +133,15 @@ impl Home {
 
     /// Start with extra environment variables (e.g. `WATCHDOG_USEC`).
     pub fn start_env(&self, extra: &[(&str, &str)]) -> Running {
+        let mut r = self.spawn(&[], extra);
+        r.wait_for_message("READY=1", Duration::from_secs(60));
+        r
+    }
+
+    /// Spawn `asset-watcher run` without waiting for anything; `wrapper` is
+    /// a command line the binary runs under (e.g. `setpriv ...`), `extra`
+    /// adds environment variables.
+    pub fn spawn(&self, wrapper: &[&str], extra: &[(&str, &str)]) -> Running {
         let sock_path = self
             .dir
             .path()
@@ -148,22 +157,31 @@ impl Home {
             .append(true)
             .open(&log_path)
             .expect("log");
-        let child = self
-            .command(&["run"])
+        let mut cmd = match wrapper.split_first() {
+            Some((prog, args)) => {
+                let mut c = Command::new(prog);
+                c.env_clear()
+                    .envs(self.env.iter().map(|(k, v)| (k, v)))
+                    .args(args)
+                    .arg(BIN)
+                    .arg("run");
+                c
+            }
+            None => self.command(&["run"]),
+        };
+        let child = cmd
             .env("NOTIFY_SOCKET", &sock_path)
             .envs(extra.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn asset-watcher run");
-        let mut r = Running {
+        Running {
             child: Some(child),
             socket,
             messages: Vec::new(),
             log: log_path,
-        };
-        r.wait_for_message("READY=1", Duration::from_secs(60));
-        r
+        }
     }
 }
 
