@@ -3,8 +3,8 @@
 //!
 //! Scopes per route: `GET`/`HEAD` need `read`; `PUT`/`POST` (upload, form
 //! upload, check, sightings) need `upload`; `DELETE` needs `admin`; `admin`
-//! allows everything. `/healthz` and `/readyz` are open; `/metrics` needs
-//! `read` unless `[auth] metrics_public = true`. The token is looked up in
+//! allows everything. `/healthz`, `/readyz` and `/v1/openapi.json` are open;
+//! `/metrics` needs `read` unless `[auth] metrics_public = true`. The token is looked up in
 //! the index on every request (no cache), so a revocation applies at once.
 //! Neither the `Authorization` header nor the token is ever logged.
 
@@ -57,7 +57,7 @@ enum Need {
 
 fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
     match path {
-        "/healthz" | "/readyz" => return Need::Open,
+        "/healthz" | "/readyz" | super::openapi::PATH => return Need::Open,
         "/metrics" if metrics_public => return Need::Open,
         _ => {}
     }
@@ -178,6 +178,7 @@ mod tests {
     fn scopes_per_route() {
         let n = |m: Method, p: &str| need(&m, p, false);
         assert_eq!(n(Method::GET, "/healthz"), Need::Open);
+        assert_eq!(n(Method::GET, "/v1/openapi.json"), Need::Open);
         assert_eq!(n(Method::GET, "/metrics"), Need::Scope(Scope::Read));
         assert_eq!(need(&Method::GET, "/metrics", true), Need::Open);
         assert_eq!(

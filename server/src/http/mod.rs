@@ -10,6 +10,7 @@ mod errors;
 mod guard;
 mod health;
 mod observe;
+mod openapi;
 mod request;
 mod sightings;
 
@@ -88,6 +89,24 @@ pub fn app(
         .configure(routes)
 }
 
+/// One route: its path pattern and every method it serves (the `Allow` of its 405).
+pub type Route = (&'static str, &'static str);
+
+const HEALTHZ: Route = ("/healthz", "GET");
+const READYZ: Route = ("/readyz", "GET");
+const METRICS: Route = ("/metrics", "GET");
+const OPENAPI: Route = (openapi::PATH, "GET");
+const ASSETS: Route = ("/v1/assets", "GET, POST");
+const CHECK: Route = ("/v1/assets/check", "POST");
+const ASSET: Route = ("/v1/assets/{sha256}", "GET, HEAD, PUT, DELETE");
+const CONTENT: Route = ("/v1/assets/{sha256}/content", "GET, HEAD");
+const SIGHTINGS: Route = ("/v1/assets/{sha256}/sightings", "POST");
+
+/// Every route [`routes`] registers; the OpenAPI test holds the document to it.
+pub const ROUTES: [Route; 9] = [
+    HEALTHZ, READYZ, METRICS, OPENAPI, ASSETS, CHECK, ASSET, CONTENT, SIGHTINGS,
+];
+
 /// Routes, extractor configuration and fallbacks.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
@@ -97,34 +116,33 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .app_data(web::QueryConfig::default().error_handler(errors::query_error))
     .app_data(web::PathConfig::default().error_handler(errors::path_error))
-    .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
-    .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
-    .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
+    .service(resource(HEALTHZ).route(web::get().to(health::healthz)))
+    .service(resource(READYZ).route(web::get().to(health::readyz)))
+    .service(resource(METRICS).route(web::get().to(health::metrics)))
+    .service(resource(OPENAPI).route(web::get().to(openapi::document)))
     .service(
-        resource("/v1/assets", "GET, POST")
+        resource(ASSETS)
             .route(web::get().to(assets::list))
             .route(web::post().to(assets::form_upload)),
     )
-    .service(resource("/v1/assets/check", "POST").route(web::post().to(assets::check)))
+    .service(resource(CHECK).route(web::post().to(assets::check)))
     .service(
-        resource("/v1/assets/{sha256}", "GET, HEAD, PUT, DELETE")
+        resource(ASSET)
             .route(web::get().to(asset::get))
             .route(web::head().to(asset::get))
             .route(web::put().to(asset::put))
             .route(web::delete().to(asset::delete)),
     )
     .service(
-        resource("/v1/assets/{sha256}/content", "GET, HEAD")
+        resource(CONTENT)
             .route(web::get().to(content::get))
             .route(web::head().to(content::get)),
     )
-    .service(
-        resource("/v1/assets/{sha256}/sightings", "POST").route(web::post().to(sightings::post)),
-    )
+    .service(resource(SIGHTINGS).route(web::post().to(sightings::post)))
     .default_service(web::to(errors::route_not_found));
 }
 
 /// A resource whose unmatched methods get a JSON 405 with `Allow`.
-fn resource(path: &str, allow: &'static str) -> Resource {
+fn resource((path, allow): Route) -> Resource {
     web::resource(path).default_service(web::to(move || errors::method_not_allowed(allow)))
 }

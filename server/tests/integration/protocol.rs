@@ -1,8 +1,12 @@
 //! HTTP protocol details that do not depend on the backend: `Expect:
 //! 100-continue` (curl sends it for large bodies), an upload in flight when
-//! shutdown begins completes, and `/metrics` can be switched off.
+//! shutdown begins completes, `/metrics` can be switched off, and the served
+//! OpenAPI document matches the router.
+
+use std::collections::BTreeSet;
 
 use asset_catalog_proto::ErrorCode;
+use asset_catalog_server::http::ROUTES;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::{Kind, TestServer, assert_error, parse_response, sha256_hex};
@@ -72,5 +76,64 @@ async fn metrics_can_be_disabled() {
     let s = TestServer::start_with(Kind::Memory, |c| c.metrics.enabled = false).await;
     let (status, json) = s.get_json("/metrics").await;
     assert_error(status, &json, 404, ErrorCode::RouteNotFound);
+    s.stop().await;
+}
+
+/// The served OpenAPI document parses, lists exactly the router's routes and
+/// methods, and every operation it documents is routed (no 404
+/// `route_not_found`, no 405) — so the document cannot drift silently.
+#[actix_web::test]
+async fn openapi_document_lists_every_route() {
+    let s = TestServer::start(Kind::Memory).await;
+    // Served without a token, like /healthz.
+    let mut res = super::support::client()
+        .get(s.url("/v1/openapi.json"))
+        .send()
+        .await
+        .expect("GET openapi");
+    assert_eq!(res.status(), 200);
+    let body = res.body().await.expect("body");
+    let doc: serde_json::Value = serde_json::from_slice(&body).expect("the document is JSON");
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    let documented: BTreeSet<&str> = paths.keys().map(String::as_str).collect();
+    let routed: BTreeSet<&str> = ROUTES.iter().map(|(path, _)| *path).collect();
+    assert_eq!(documented, routed, "documented paths vs router paths");
+    let empty = sha256_hex(b"");
+    for (path, allow) in ROUTES {
+        let methods: BTreeSet<String> = paths[path]
+            .as_object()
+            .expect("path item")
+            .keys()
+            .filter(|k| *k != "parameters")
+            .map(|k| k.to_ascii_uppercase())
+            .collect();
+        let allowed: BTreeSet<String> = allow.split(", ").map(str::to_string).collect();
+        assert_eq!(methods, allowed, "methods of {path}");
+        for method in &methods {
+            let url = s.url(&path.replace("{sha256}", &empty));
+            let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+            let mut res = s
+                .client()
+                .request(method.clone(), url)
+                .send()
+                .await
+                .expect("request");
+            let status = res.status().as_u16();
+            let body = res.body().await.expect("body");
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let route_missing =
+                status == 405 || (status == 404 && json["code"] == "route_not_found");
+            assert!(
+                !route_missing,
+                "{method} {path} is documented but not routed: {status} {json}"
+            );
+            assert!(
+                paths[path][method.as_str().to_ascii_lowercase()]["responses"][status.to_string()]
+                    .is_object(),
+                "{method} {path} answered {status}, which the document does not list"
+            );
+        }
+    }
     s.stop().await;
 }
