@@ -58,8 +58,10 @@ pub(super) async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
+    // An empty `cursor=` means the first page, as an empty filter means none.
     let cursor = q
         .cursor
+        .filter(|c| !c.is_empty())
         .map(|c| {
             Cursor::decode(&c).ok_or_else(|| {
                 ApiError::new(
