@@ -68,6 +68,7 @@ impl Core {
         let lock = StateLock::acquire(&ctx.paths.lock_file())?;
         let db = ctx.paths.state_db();
         let state = Rc::new(State::open(&db)?);
+        state.verify(&db)?;
         let requeued = state
             .retry_failed_with(&crate::error::AUTH_FAILURE_PREFIXES, crate::state::now_ms())?;
         if requeued > 0 {

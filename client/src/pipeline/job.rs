@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use asset_catalog_proto::Sha256Hex;
 use tokio::sync::{Mutex, Semaphore};
 
+use super::outage::Outage;
 use super::{Counters, PipelineSettings};
 use crate::config::Root;
 use crate::error::{Disposition, TransferError};
@@ -36,6 +37,7 @@ pub(super) struct Worker {
     /// One lock per hash being sent, holding "the server has it now".
     pub hash_locks: RefCell<HashMap<Sha256Hex, Rc<Mutex<bool>>>>,
     pub counters: Rc<Counters>,
+    pub outage: Outage,
     pub settings: PipelineSettings,
 }
 
@@ -74,20 +76,15 @@ impl Worker {
         if let Some(e) = &error {
             let attempts = job.attempts + 1;
             if e.is_systemic() {
-                // Once per minute at most (the daemon's activity log clears it).
-                let first = self
-                    .counters
-                    .last_error
-                    .replace(Some(e.to_string()))
-                    .is_none();
-                if first {
-                    tracing::warn!(error = %e, "transfers fail for a reason that is not the file; retrying with backoff");
-                }
+                // For the daemon's summary once a minute.
+                self.counters.last_error.replace(Some(e.to_string()));
+                self.outage.failed(&self.state, e);
                 tracing::debug!(file.path = %job.path.display(), error = %e, attempts, "transfer failed");
             } else {
                 tracing::warn!(file.path = %job.path.display(), error = %e, attempts, ?update, "transfer failed");
             }
         } else if update == JobUpdate::Synced {
+            self.outage.succeeded(&self.state);
             tracing::debug!(file.path = %job.path.display(), "synced");
         }
         JobDone { id: job.id, update }

@@ -6,6 +6,7 @@
 
 mod check;
 mod job;
+mod outage;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -135,6 +136,7 @@ impl Pipeline {
             upload_permits: Semaphore::new(settings.upload_concurrency),
             sighting_permits: Semaphore::new(settings.upload_concurrency * 2),
             hash_locks: RefCell::new(HashMap::new()),
+            outage: outage::Outage::default(),
             counters,
             settings: tuning.clone(),
         };

@@ -97,6 +97,15 @@ impl State {
         )?)
     }
 
+    /// Make every job that waits after an error due at `now` (the server
+    /// is back); returns how many were moved forward.
+    pub fn retry_waiting_now(&self, now: i64) -> Result<usize, StateError> {
+        Ok(self.conn.execute(
+            "UPDATE queue SET next_try_ms = ?1 WHERE last_error IS NOT NULL AND next_try_ms > ?1",
+            [now],
+        )?)
+    }
+
     /// Jobs waiting (pending or hashed), due or not.
     pub fn queue_depth(&self) -> Result<u64, StateError> {
         let n: i64 = self.conn.query_row(

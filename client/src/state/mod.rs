@@ -108,8 +108,10 @@ pub enum StateError {
         source: rusqlite::Error,
     },
     #[error(
-        "state database {path} is unreadable or corrupt ({detail}); stop asset-watcher and \
-         move the file away to start afresh: files are hashed again but nothing is uploaded twice"
+        "state database {path} is unreadable or corrupt ({detail}). To recover, stop \
+         asset-watcher and move its state aside: `{}`; the next start hashes every file again \
+         and asks the server about each, so nothing is uploaded twice",
+        recovery_command(path)
     )]
     Corrupt { path: PathBuf, detail: String },
     #[error(
@@ -132,6 +134,13 @@ pub enum StateError {
     },
     #[error("state database: {0}")]
     Sql(#[from] rusqlite::Error),
+}
+
+/// The shell command that moves a broken state database aside (the whole
+/// state directory, so no stale `-wal` file is replayed into a new one).
+pub fn recovery_command(db: &Path) -> String {
+    let dir = db.parent().unwrap_or(db);
+    format!("mv {} {}.corrupt", dir.display(), dir.display())
 }
 
 /// An open state database.
@@ -166,6 +175,28 @@ impl State {
         conn.busy_timeout(Duration::from_secs(30))?;
         schema::migrate(&conn, path)?;
         Ok(Self { conn })
+    }
+
+    /// Read every page of the database (`PRAGMA quick_check`), so that a
+    /// truncated or damaged file is refused at start with the recovery
+    /// command instead of failing later, one query at a time.
+    pub fn verify(&self, path: &Path) -> Result<(), StateError> {
+        let corrupt = |detail: String| StateError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let mut st = self
+            .conn
+            .prepare("PRAGMA quick_check(5)")
+            .map_err(|e| corrupt(e.to_string()))?;
+        let problems: Vec<String> = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<_, _>>())
+            .map_err(|e| corrupt(e.to_string()))?;
+        if problems.len() == 1 && problems[0] == "ok" {
+            return Ok(());
+        }
+        Err(corrupt(problems.join("; ")))
     }
 
     /// Add `delta` to a persistent counter (bytes hashed, bytes sent, ...).
@@ -301,6 +332,38 @@ mod tests {
         let p = dir.path().join("s.sqlite3");
         std::fs::write(&p, vec![0x42u8; 8192]).expect("write");
         let e = State::open(&p).expect_err("corrupt");
-        assert!(e.to_string().contains("move the file away"), "{e}");
+        let text = e.to_string();
+        assert!(text.contains(&recovery_command(&p)), "{text}");
+        assert!(text.contains(&p.display().to_string()), "{text}");
+    }
+
+    #[test]
+    fn a_truncated_file_fails_verification() {
+        let (dir, st) = test_util::open_temp();
+        let p = dir.path().join("s.sqlite3");
+        st.in_transaction(|s| {
+            for i in 0..2000u64 {
+                s.observe(
+                    Path::new(&format!("/r/file-{i}-with-a-longer-name")),
+                    &test_util::stat(i, i, 1),
+                    1,
+                )?;
+            }
+            Ok(())
+        })
+        .expect("fill");
+        st.verify(&p).expect("intact");
+        drop(st);
+        let len = std::fs::metadata(&p).expect("stat").len();
+        assert!(len > 16 * 1024, "{len}");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_len(len / 2))
+            .expect("truncate");
+        let e = State::open(&p)
+            .and_then(|st| st.verify(&p))
+            .expect_err("truncated");
+        assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
     }
 }

@@ -71,6 +71,10 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StateError> {
                 "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = {VERSION}; COMMIT;"
             ))
             .map_err(|e| corrupt(path, &e))?;
+            tracing::info!(
+                state.path = %path.display(),
+                "new state database: every file is hashed and checked against the server once"
+            );
             Ok(())
         }
         VERSION => check_tables(conn, path),

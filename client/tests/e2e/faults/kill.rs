@@ -112,7 +112,11 @@ fn faults_kill_9_at_random_points_stores_every_file_exactly_once() {
         "no content's bytes were sent to a server that had them"
     );
     let objects = server.objects();
-    assert_eq!(objects.len(), want.len(), "one object per content in the bucket");
+    assert_eq!(
+        objects.len(),
+        want.len(),
+        "one object per content in the bucket"
+    );
     for (hash, (_, paths)) in &by_content {
         assert!(
             objects.iter().any(|o| o.starts_with(hash.as_str())),

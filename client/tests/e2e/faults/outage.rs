@@ -1,0 +1,106 @@
+//! The server down for a while (25 s in CI, 4 minutes in the soak) while
+//! files keep arriving: the watcher queues them, retries with backoff,
+//! finishes when the server is back, and its log stays readable: a bounded
+//! number of lines for the whole outage, never one per file per retry.
+
+use std::time::{Duration, Instant};
+
+use super::sized;
+use crate::support::{Home, Server, content, sha, wait_stored, wait_until, write};
+
+fn stored(server: &Server, home: &Home, want: &[String]) -> bool {
+    let have = server.hashes();
+    home.status()["queued"].as_u64() == Some(0) && want.iter().all(|h| have.contains(h))
+}
+
+#[test]
+fn faults_server_down_for_a_while_queues_retries_and_keeps_the_log_readable() {
+    let outage = Duration::from_secs(sized(25, 240));
+    let mut server = Server::start();
+    let home = Home::new(&server, &[]);
+    let first = content("outage-first", 5_000);
+    write(&home.watched.join("first.txt"), &first);
+    let run = home.start();
+    wait_stored(&server, &home, &[sha(&first)], Duration::from_secs(60));
+    let lines_before = run.log().lines().count();
+
+    server.stop();
+    let down = Instant::now();
+    let (waves, per_wave) = (5, 40);
+    let mut want = Vec::new();
+    let mut total = 0;
+    for wave in 0..waves {
+        for i in 0..per_wave {
+            let data = content(&format!("outage-{wave}-{i}"), 2_000 + 37 * i);
+            total += data.len();
+            want.push(sha(&data));
+            write(&home.watched.join(format!("wave{wave}/{i}.dat")), &data);
+        }
+        std::thread::sleep(outage / (waves + 1));
+    }
+    let retried = wait_until("retries recorded", Duration::from_secs(60), || {
+        let s = home.status();
+        let n = s["retrying"].as_u64().unwrap_or(0);
+        (n as usize == want.len()).then_some(s)
+    });
+    let attempts = retried["retries"][0]["attempts"].as_u64().unwrap_or(0);
+    assert!(attempts >= 2, "retried with backoff: {retried}");
+    std::thread::sleep(outage.saturating_sub(down.elapsed()));
+    let log = run.log();
+    let during: Vec<&str> = log.lines().skip(lines_before).collect();
+    eprintln!(
+        "{:?} outage, {} files waiting, first listed tried {attempts} times; {} log lines:\n{}",
+        down.elapsed(),
+        want.len(),
+        during.len(),
+        during.join("\n")
+    );
+    // A line when the trouble starts, and a summary or two a minute.
+    let bound = 4 + 3 * (outage.as_secs() as usize).div_ceil(60);
+    assert!(
+        during.len() <= bound,
+        "{} lines in a {outage:?} outage (at most {bound})",
+        during.len()
+    );
+    assert!(
+        during.iter().any(|l| l.contains("server unavailable")),
+        "the outage is reported"
+    );
+    assert!(
+        !during.iter().any(|l| l.contains("wave")),
+        "no line names a waiting file"
+    );
+
+    server.spawn();
+    let back = Instant::now();
+    let deadline = outage + Duration::from_secs(330);
+    while !stored(&server, &home, &want) {
+        assert!(
+            back.elapsed() < deadline,
+            "not all stored {deadline:?} after the server came back; status {}\nlog:\n{}",
+            home.status(),
+            run.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("all stored {:?} after the server came back", back.elapsed());
+    let after = run.log();
+    assert!(
+        after
+            .lines()
+            .skip(lines_before)
+            .any(|l| l.contains("server available again")),
+        "the recovery is reported"
+    );
+    assert_eq!(run.stop().code(), Some(0));
+    assert_eq!(server.stored_bytes(), total as u64, "each file stored once");
+    assert_eq!(server.redundant_uploads(), 0);
+    assert_eq!(server.hashes().len(), want.len() + 1);
+    let status = home.status();
+    assert_eq!(status["queued"].as_u64(), Some(0), "{status}");
+    assert_eq!(
+        status["bytes_sent"].as_u64(),
+        Some((first.len() + total) as u64),
+        "no byte sent twice"
+    );
+}
