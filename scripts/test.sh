@@ -3,7 +3,8 @@
 # Installs what the tests need when it is missing (Debian packages, the
 # Garage S3 server into ~/.cache/asset-catalog, cargo tools), then runs:
 #   1. cargo fmt --check and cargo clippy -D warnings
-#   2. every Rust test (unit, conformance over memory/file/Garage S3, spawned binaries, watcher e2e)
+#   2. every Rust test (unit, conformance over memory/file/Garage S3, spawned binaries, watcher e2e),
+#      then 2 minutes of schemathesis against the server's OpenAPI document (scripts/fuzz-api.sh)
 #   3. the Debian package build + lintian, and its end-to-end test in a real systemd (nspawn)
 #
 #   scripts/test.sh              # everything
@@ -15,7 +16,7 @@ package=1
 for arg in "$@"; do
   case "$arg" in
     --no-package) package=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +47,10 @@ if command -v cargo-nextest >/dev/null; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "API fuzzing (schemathesis against /v1/openapi.json, 2 minutes)"
+# Reuses the debug server built above; the soak is scripts/fuzz-api.sh --minutes 10.
+scripts/fuzz-api.sh --minutes 2
 
 if [ "$package" = 1 ]; then
   step "Debian package (build + lintian)"
