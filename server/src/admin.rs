@@ -1,9 +1,10 @@
 //! Offline operations: `reindex` rebuilds the index from the bucket alone
-//! (content objects plus their `meta/<sha256>.json` sidecars; content without
-//! a sidecar is indexed from its key, size and modification time), and
+//! (content objects plus their description: a `meta/<sha256>.json` sidecar
+//! or the object's own metadata attribute; content with neither is indexed
+//! from its key, size and modification time), and
 //! `export-index` writes every asset as one JSON document.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,10 +16,10 @@ use time::OffsetDateTime;
 use crate::Config;
 use crate::index::{self, Index, IndexError, NewAsset, RebuildRecord, SightingRecord};
 use crate::storage::keys::{self, KeyKind};
-use crate::storage::{Sidecar, Storage, StorageError};
+use crate::storage::{Description, Storage, StorageError};
 
-/// Sidecars fetched concurrently during `reindex`.
-const SIDECAR_FETCHES: usize = 16;
+/// Descriptions (sidecars or object attributes) fetched concurrently during `reindex`.
+const DESCRIPTION_FETCHES: usize = 16;
 
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +49,9 @@ pub enum AdminError {
 pub struct ReindexReport {
     /// Assets now in the index.
     pub assets: u64,
-    /// Of those, described by a sidecar.
-    pub from_sidecar: u64,
+    /// Of those, with their description (sidecar or object attribute);
+    /// the others are indexed from key, size and modification time only.
+    pub described: u64,
     /// Hashes stored under more than one key (the extra copies are left alone).
     pub duplicates: u64,
     /// Keys this server did not write (ignored).
@@ -94,31 +96,35 @@ async fn open_or_move_aside(path: &Path) -> Result<(Index, Option<PathBuf>), Adm
 pub async fn reindex_with(storage: &Storage, index: &Index) -> Result<ReindexReport, AdminError> {
     let mut report = ReindexReport::default();
     let mut objects: BTreeMap<Sha256Hex, Vec<ObjectMeta>> = BTreeMap::new();
+    let mut sidecars = BTreeSet::new();
     let mut listing = storage.list();
     while let Some(meta) = listing.try_next().await? {
         match keys::classify(meta.location.as_ref()) {
             KeyKind::Data(sha) => objects.entry(sha).or_default().push(meta),
-            KeyKind::Sidecar(_) => {}
+            KeyKind::Sidecar(sha) => {
+                sidecars.insert(sha);
+            }
             KeyKind::Foreign => report.foreign += 1,
         }
     }
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let sidecars = &sidecars;
     let producer = async {
         let mut records = futures_util::stream::iter(objects)
-            .map(|(sha, metas)| async move {
-                let sidecar = storage.get_sidecar(&sha).await;
-                (sha, metas, sidecar)
+            .map(|(sha, mut metas)| async move {
+                metas.sort_by_key(|m| m.last_modified);
+                let found = describe(storage, &sha, &metas, sidecars.contains(&sha)).await;
+                (sha, metas, found)
             })
-            .buffered(SIDECAR_FETCHES);
-        while let Some((sha, mut metas, sidecar)) = records.next().await {
-            metas.sort_by_key(|m| m.last_modified);
+            .buffered(DESCRIPTION_FETCHES);
+        while let Some((sha, metas, found)) = records.next().await {
             if metas.len() > 1 {
                 report.duplicates += 1;
                 let found: Vec<String> = metas.iter().map(|m| m.location.to_string()).collect();
                 tracing::warn!(asset.sha256 = %sha, keys = ?found, "content stored under several keys; indexing one");
             }
-            let record = record_for(&sha, &metas, sidecar?);
-            report.from_sidecar += u64::from(record.sighting.is_some());
+            let record = record_for(&sha, &metas, found?);
+            report.described += u64::from(record.sighting.is_some());
             if tx.send(Some(record)).await.is_err() {
                 return Err(AdminError::Interrupted);
             }
@@ -131,28 +137,69 @@ pub async fn reindex_with(storage: &Storage, index: &Index) -> Result<ReindexRep
     Ok(report)
 }
 
-fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], sidecar: Option<Sidecar>) -> RebuildRecord {
-    let usable = sidecar.filter(|s| {
-        &s.sha256 == sha
-            && metas
-                .iter()
-                .any(|m| m.location.as_ref() == s.key && m.size == s.size)
+/// A description and the object (key, size) it describes.
+struct Found {
+    key: String,
+    size: u64,
+    description: Description,
+}
+
+/// The description of `sha`: its sidecar when the listing had one, else the
+/// metadata attribute of its first copy.
+async fn describe(
+    storage: &Storage,
+    sha: &Sha256Hex,
+    metas: &[ObjectMeta],
+    has_sidecar: bool,
+) -> Result<Option<Found>, StorageError> {
+    if has_sidecar {
+        return Ok(storage
+            .get_sidecar(sha)
+            .await?
+            .filter(|s| &s.sha256 == sha)
+            .map(|s| Found {
+                key: s.key,
+                size: s.size,
+                description: s.description,
+            }));
+    }
+    let Some(meta) = metas.first() else {
+        return Ok(None);
+    };
+    let key = meta.location.to_string();
+    Ok(storage.description(&key).await?.map(|description| Found {
+        key,
+        size: meta.size,
+        description,
+    }))
+}
+
+fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], found: Option<Found>) -> RebuildRecord {
+    let usable = found.filter(|f| {
+        metas
+            .iter()
+            .any(|m| m.location.as_ref() == f.key && m.size == f.size)
     });
-    if let Some(s) = usable {
-        let sighting = s.first_sighting.map(|f| SightingRecord {
+    if let Some(Found {
+        key,
+        size,
+        description: d,
+    }) = usable
+    {
+        let sighting = d.first_sighting.map(|f| SightingRecord {
             client: f.client,
             path: f.path,
             name: f.name,
             mtime: f.mtime,
-            seen_at: s.first_seen,
+            seen_at: d.first_seen,
         });
         let asset = NewAsset {
-            sha256: s.sha256,
-            key: s.key,
-            size: s.size,
-            content_type: s.content_type,
-            name: s.name,
-            first_seen: s.first_seen,
+            sha256: sha.clone(),
+            key,
+            size,
+            content_type: d.content_type,
+            name: d.name,
+            first_seen: d.first_seen,
         };
         return RebuildRecord { asset, sighting };
     }

@@ -120,10 +120,10 @@ fn reindex(cli: &Cli) -> Result<()> {
         println!("moved the unreadable index to {}", aside.display());
     }
     println!(
-        "reindexed {} assets into {} ({} described by sidecars, {} duplicate copies, {} foreign keys ignored)",
+        "reindexed {} assets into {} ({} with their stored description, {} duplicate copies, {} foreign keys ignored)",
         report.assets,
         config.index_path().display(),
-        report.from_sidecar,
+        report.described,
         report.duplicates,
         report.foreign
     );

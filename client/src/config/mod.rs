@@ -108,8 +108,11 @@ pub fn default_server() -> String {
 fn default_ignore() -> Vec<String> {
     DEFAULT_IGNORE.iter().map(|s| (*s).to_owned()).collect()
 }
+/// Short: the wait starts at the close (or the move into place), which
+/// already says the writer is done; a file still open for writing waits for
+/// its close or the much longer write grace instead.
 fn default_quiet_period_ms() -> u64 {
-    500
+    50
 }
 fn default_upload_concurrency() -> usize {
     4
@@ -308,7 +311,7 @@ mod tests {
         let l = FileConfig::load(&dir.path().join("none.toml"), &[]).expect("load");
         assert!(l.file.is_none());
         assert_eq!(l.config.server, "http://127.0.0.1:8000");
-        assert_eq!(l.config.quiet_period_ms, 500);
+        assert_eq!(l.config.quiet_period_ms, 50);
         assert!(l.config.ignore.iter().any(|p| p == "*.part"));
     }
 

@@ -60,8 +60,9 @@ server = @SERVER@
 ignore = [
 @IGNORE@]
 
-# Upload a file once it has not been written for this long.
-quiet_period_ms = 500
+# Upload a file this long after it was closed or moved into place (a file
+# still open for writing waits for its close, or 30 s without writes).
+quiet_period_ms = 50
 
 # Files sent to the server at the same time.
 upload_concurrency = 4

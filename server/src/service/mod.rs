@@ -21,7 +21,9 @@ use time::OffsetDateTime;
 
 use crate::index::{Index, IndexError, ListFilter, NewAsset, SightingRecord};
 use crate::metrics::{DedupVia, Metrics};
-use crate::storage::{ObjectBody, Sidecar, SidecarSighting, Storage, StorageError, keys};
+use crate::storage::{
+    Description, ObjectAttrs, ObjectBody, Sidecar, SidecarSighting, Storage, StorageError, keys,
+};
 
 pub use locks::HashLocks;
 pub use meta::{RawMeta, UploadMeta};
@@ -151,59 +153,55 @@ impl Catalog {
                 asset,
             });
         }
-        let content_type = meta.effective_content_type();
         let key = keys::data_key(&sha, keys::extension_of(&meta.name).as_deref());
+        let description = describe(&meta, OffsetDateTime::now_utc());
+        // Where objects keep attributes the description rides on the content
+        // object (one PUT); otherwise, or when too long, in a sidecar.
+        let attribute = self
+            .inner
+            .storage
+            .keeps_attributes()
+            .then(|| description.to_attribute())
+            .flatten();
         let target = upload::Target {
             key: &key,
-            content_type: &content_type,
+            attrs: ObjectAttrs {
+                content_type: &description.content_type,
+                description: attribute.as_deref(),
+            },
             expected: &sha,
             limit,
         };
         let size = upload::store_verified(&self.inner.storage, target, body).await?;
-        let (asset, created) = self.register(&sha, key, size, content_type, meta).await?;
+        if attribute.is_none() {
+            let sidecar = Sidecar {
+                version: crate::storage::sidecar::SIDECAR_VERSION,
+                sha256: sha.clone(),
+                key: key.clone(),
+                size,
+                description: description.clone(),
+            };
+            self.inner.storage.put_sidecar(&sidecar).await?;
+        }
+        let asset = NewAsset {
+            sha256: sha.clone(),
+            key,
+            size,
+            content_type: description.content_type,
+            name: description.name,
+            first_seen: description.first_seen,
+        };
+        let (asset, created) = self
+            .inner
+            .index
+            .insert(asset, sighting(meta, description.first_seen))
+            .await?;
         if created {
             self.inner.metrics.upload_created(size);
         } else {
             self.inner.metrics.upload_existing();
         }
         Ok(UploadResponse { created, asset })
-    }
-
-    /// Write the sidecar, then the index rows, of content just stored.
-    async fn register(
-        &self,
-        sha: &Sha256Hex,
-        key: String,
-        size: u64,
-        content_type: String,
-        meta: UploadMeta,
-    ) -> Result<(Asset, bool), ServiceError> {
-        let now = OffsetDateTime::now_utc();
-        let sidecar = Sidecar {
-            version: crate::storage::sidecar::SIDECAR_VERSION,
-            sha256: sha.clone(),
-            key: key.clone(),
-            size,
-            content_type: content_type.clone(),
-            name: meta.name.clone(),
-            first_seen: now,
-            first_sighting: Some(SidecarSighting {
-                client: meta.client.clone(),
-                path: meta.path.clone(),
-                name: meta.name.clone(),
-                mtime: meta.mtime,
-            }),
-        };
-        self.inner.storage.put_sidecar(&sidecar).await?;
-        let asset = NewAsset {
-            sha256: sha.clone(),
-            key,
-            size,
-            content_type,
-            name: meta.name.clone(),
-            first_seen: now,
-        };
-        Ok(self.inner.index.insert(asset, sighting(meta, now)).await?)
     }
 
     async fn record(&self, sha: &Sha256Hex, meta: &UploadMeta) -> Result<Asset, ServiceError> {
@@ -336,6 +334,21 @@ impl Catalog {
             storage: storage.map_err(|e| e.to_string()),
             index: index.map_err(|e| e.to_string()),
         }
+    }
+}
+
+/// The core metadata of content first seen now as `meta` describes it.
+fn describe(meta: &UploadMeta, now: OffsetDateTime) -> Description {
+    Description {
+        content_type: meta.effective_content_type(),
+        name: meta.name.clone(),
+        first_seen: now,
+        first_sighting: Some(SidecarSighting {
+            client: meta.client.clone(),
+            path: meta.path.clone(),
+            name: meta.name.clone(),
+            mtime: meta.mtime,
+        }),
     }
 }
 

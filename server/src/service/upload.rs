@@ -11,7 +11,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
 use super::ServiceError;
-use crate::storage::{MultipartWriter, Storage};
+use crate::storage::{MultipartWriter, ObjectAttrs, Storage};
 
 /// Bodies up to this size are stored with a single PUT.
 pub const SMALL_BODY_MAX: usize = 8 * 1024 * 1024;
@@ -85,7 +85,7 @@ impl Metered {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Target<'a> {
     pub key: &'a str,
-    pub content_type: &'a str,
+    pub attrs: ObjectAttrs<'a>,
     pub expected: &'a Sha256Hex,
     pub limit: u64,
 }
@@ -153,7 +153,7 @@ impl Pipeline<'_> {
     async fn switch_to_multipart(&mut self) -> Result<(), ServiceError> {
         let upload = self
             .storage
-            .start_multipart(self.target.key, self.target.content_type)
+            .start_multipart(self.target.key, self.target.attrs)
             .await?;
         let upload = self.multipart.insert(upload);
         for chunk in std::mem::take(&mut self.held) {
@@ -169,7 +169,7 @@ impl Pipeline<'_> {
             None => {
                 let held = std::mem::take(&mut self.held);
                 self.storage
-                    .put(self.target.key, held, self.target.content_type)
+                    .put(self.target.key, held, self.target.attrs)
                     .await?;
             }
         }

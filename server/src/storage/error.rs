@@ -27,7 +27,7 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("sidecar {key} is unusable: {message}")]
+    #[error("the asset metadata in {key} is unusable: {message}")]
     BadSidecar { key: String, message: String },
     #[error("storage configuration: {0}")]
     Config(String),

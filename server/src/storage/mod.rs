@@ -27,7 +27,7 @@ use object_store::{
 
 pub use error::StorageError;
 pub use multipart::MultipartWriter;
-pub use sidecar::{Sidecar, SidecarSighting};
+pub use sidecar::{Description, Sidecar, SidecarSighting};
 
 /// Which kind of backend a [`Storage`] talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,14 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     backend: Backend,
     part_size: usize,
+}
+
+/// What is stored with an object besides its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectAttrs<'a> {
+    pub content_type: &'a str,
+    /// [`Description::to_attribute`], kept where the backend keeps attributes.
+    pub description: Option<&'a str>,
 }
 
 /// A (possibly partial) object being read.
@@ -110,11 +118,26 @@ impl Storage {
         }
     }
 
-    /// Attributes to send with content objects, where the backend supports them.
-    fn attributes(&self, content_type: &str) -> Attributes {
+    /// Whether objects keep attributes (content type, user metadata):
+    /// everywhere but object_store's local file store.
+    pub fn keeps_attributes(&self) -> bool {
+        !matches!(self.backend, Backend::File(_))
+    }
+
+    /// Attributes to send with an object, where the backend keeps them.
+    fn attributes(&self, attrs: ObjectAttrs<'_>) -> Attributes {
         let mut attributes = Attributes::new();
-        if !matches!(self.backend, Backend::File(_)) {
-            attributes.insert(Attribute::ContentType, content_type.to_string().into());
+        if self.keeps_attributes() {
+            attributes.insert(
+                Attribute::ContentType,
+                attrs.content_type.to_string().into(),
+            );
+            if let Some(value) = attrs.description {
+                attributes.insert(
+                    Attribute::Metadata(sidecar::DESCRIPTION_ATTRIBUTE.into()),
+                    value.to_string().into(),
+                );
+            }
         }
         attributes
     }
@@ -124,10 +147,10 @@ impl Storage {
         &self,
         key: &str,
         chunks: Vec<Bytes>,
-        content_type: &str,
+        attrs: ObjectAttrs<'_>,
     ) -> Result<(), StorageError> {
         let options = PutOptions {
-            attributes: self.attributes(content_type),
+            attributes: self.attributes(attrs),
             ..PutOptions::default()
         };
         let payload: PutPayload = chunks.into_iter().collect();
@@ -142,10 +165,10 @@ impl Storage {
     pub async fn start_multipart(
         &self,
         key: &str,
-        content_type: &str,
+        attrs: ObjectAttrs<'_>,
     ) -> Result<MultipartWriter, StorageError> {
         let options = PutMultipartOptions {
-            attributes: self.attributes(content_type),
+            attributes: self.attributes(attrs),
             ..PutMultipartOptions::default()
         };
         let upload = self
@@ -198,8 +221,39 @@ impl Storage {
             key: key.clone(),
             message: e.to_string(),
         })?;
-        self.put(&key, vec![Bytes::from(json)], "application/json")
+        let attrs = ObjectAttrs {
+            content_type: "application/json",
+            description: None,
+        };
+        self.put(&key, vec![Bytes::from(json)], attrs).await
+    }
+
+    /// The [`Description`] attribute of the object at `key`, `None` when it
+    /// has none (a sidecar, or nothing, describes it).
+    pub async fn description(&self, key: &str) -> Result<Option<Description>, StorageError> {
+        if !self.keeps_attributes() {
+            return Ok(None);
+        }
+        let options = GetOptions {
+            head: true,
+            ..GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&ObjectPath::from(key), options)
             .await
+            .map_err(|e| StorageError::classify(key, e))?;
+        let name = Attribute::Metadata(sidecar::DESCRIPTION_ATTRIBUTE.into());
+        result
+            .attributes
+            .get(&name)
+            .map(|value| {
+                Description::from_attribute(value).map_err(|message| StorageError::BadSidecar {
+                    key: format!("{key} (attribute {})", sidecar::DESCRIPTION_ATTRIBUTE),
+                    message,
+                })
+            })
+            .transpose()
     }
 
     /// Read the sidecar of `sha`, `None` when there is none.

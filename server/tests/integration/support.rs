@@ -216,6 +216,17 @@ impl TestServer {
     }
 
     /// Every key in the bucket, sorted.
+    /// The bucket keys one stored asset occupies: its content object, plus
+    /// its sidecar where objects cannot carry the description themselves.
+    pub fn keys_of(&self, data_key: &str) -> Vec<String> {
+        let mut keys = vec![data_key.to_owned()];
+        if !self.storage.keeps_attributes() {
+            let sha = &data_key[..64.min(data_key.len())];
+            keys.push(format!("meta/{sha}.json"));
+        }
+        keys
+    }
+
     pub async fn keys(&self) -> Vec<String> {
         let mut keys: Vec<String> = self
             .store
