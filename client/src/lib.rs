@@ -20,6 +20,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod queue;
 pub mod scan;
+pub mod special;
 pub mod state;
 pub mod status;
 pub mod upload;

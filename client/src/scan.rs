@@ -252,6 +252,8 @@ impl Indexer {
                             self.record(&mut batch, seen.as_deref_mut(), stats)?;
                         }
                     }
+                } else if !ft.is_file() {
+                    crate::special::note_skipped(&path, ft);
                 }
             }
         }
