@@ -4,7 +4,7 @@
 //! listed, which closes the race with files created meanwhile. Unchanged
 //! files cost one `lstat` and one indexed lookup: they are never read.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -234,6 +234,13 @@ impl Indexer {
                     continue;
                 }
             };
+            // What the state already knows here: an unchanged file then costs
+            // its lstat and a map lookup, with no query of its own.
+            let known = if collect.is_none() {
+                self.state.known_children(&dir)?
+            } else {
+                HashMap::new()
+            };
             for entry in entries.flatten() {
                 let Ok(ft) = entry.file_type() else { continue };
                 let path = entry.path();
@@ -247,7 +254,15 @@ impl Indexer {
                     if let Some(found) = collect.as_deref_mut() {
                         found.push(path);
                     } else if let Ok(meta) = entry.metadata() {
-                        batch.push((path, FileStat::from_metadata(&meta)));
+                        let stat = FileStat::from_metadata(&meta);
+                        if let Some((id, _)) = known.get(&entry.file_name()).filter(|k| k.1 == stat)
+                        {
+                            if let Some(seen) = seen.as_deref_mut() {
+                                seen.insert(*id);
+                            }
+                            continue;
+                        }
+                        batch.push((path, stat));
                         if batch.len() >= BATCH {
                             self.record(&mut batch, seen.as_deref_mut(), stats)?;
                         }

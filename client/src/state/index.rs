@@ -3,7 +3,9 @@
 //! Here live the rules "unchanged → nothing", "same inode/size/mtime at a
 //! vanished path → rename, no hashing", "hard link → reuse the hash".
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -264,6 +266,57 @@ impl State {
         )?)
     }
 
+    /// The live rows directly inside `dir` (not deeper), by file name, with
+    /// their id and stat: a rescan compares each directory entry with these
+    /// instead of looking every file up on its own. Rows further down are
+    /// skipped one subtree per seek, so each row is read once per scan.
+    pub fn known_children(
+        &self,
+        dir: &Path,
+    ) -> Result<HashMap<OsString, (i64, FileStat)>, StateError> {
+        const PAGE: usize = 512;
+        let (lo, hi) = subtree_range(dir);
+        let prefix = lo.len();
+        let mut st = self.conn.prepare_cached(
+            "SELECT path, id, dev, ino, size, mtime_ns, ctime_ns, status FROM files
+             WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT 512",
+        )?;
+        let mut out = HashMap::new();
+        let mut from = lo;
+        loop {
+            let mut rows = st.query(params![from, hi])?;
+            let mut read = 0;
+            let mut next = None;
+            let mut skipped = false;
+            while let Some(r) = rows.next()? {
+                read += 1;
+                let mut path: Vec<u8> = r.get(0)?;
+                if let Some(slash) = path[prefix..].iter().position(|b| *b == b'/') {
+                    // Inside a subdirectory: go on after its whole subtree.
+                    path.truncate(prefix + slash);
+                    path.push(b'0');
+                    next = Some(path);
+                    skipped = true;
+                    break;
+                }
+                if Status::parse(&r.get::<_, String>(7)?) != Status::Gone {
+                    let name = OsString::from_vec(path[prefix..].to_vec());
+                    out.insert(name, (r.get(1)?, row_stat(r, 2)?));
+                }
+                path.push(0); // the least key after this one
+                next = Some(path);
+                if read == PAGE {
+                    break;
+                }
+            }
+            let more = skipped || read == PAGE;
+            match next {
+                Some(n) if more => from = n,
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// After a complete walk of `root`: every row under it that the walk
     /// did not see (`seen` holds the ids it did) is gone.
     pub fn sweep_root(
@@ -330,6 +383,42 @@ mod tests {
         assert_eq!(
             st.observe(p, &stat(1, 11, 200), 3).expect("changed").1,
             Observed::Changed
+        );
+    }
+
+    #[test]
+    fn known_children_are_the_live_rows_directly_inside_a_directory() {
+        let (_d, st) = open_temp();
+        let mut ino = 0;
+        let mut add = |p: &str| {
+            ino += 1;
+            st.observe(Path::new(p), &stat(ino, 1, 1), 1)
+                .expect("observe")
+                .0
+        };
+        // More direct children than one page, with subtrees in between.
+        let mut want = HashMap::new();
+        for i in 0..1300 {
+            let name = format!("f{i:04}");
+            want.insert(OsString::from(&name), add(&format!("/w/d/{name}")));
+            if i % 100 == 0 {
+                add(&format!("/w/d/f{i:04}x/deep/er"));
+                add(&format!("/w/d/f{i:04}x/deep2"));
+            }
+        }
+        add("/w/d.txt");
+        add("/w/dx/outside");
+        add("/w/d/gone");
+        st.vanish(Path::new("/w/d/gone"), 2).expect("vanish");
+        let known = st.known_children(Path::new("/w/d")).expect("children");
+        let ids: HashMap<OsString, i64> = known.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+        assert_eq!(ids, want);
+        let inside = st
+            .known_children(Path::new("/w/d/f0100x"))
+            .expect("children");
+        assert_eq!(
+            inside.keys().collect::<Vec<_>>(),
+            [&OsString::from("deep2")]
         );
     }
 
