@@ -1,19 +1,22 @@
 //! Batches "does the server have this hash?" questions from many jobs into
-//! `POST /v1/assets/check` requests of up to `MAX_CHECK_BATCH` hashes: a
-//! batch leaves when it is full or when no new question came for a moment.
+//! `POST /v1/assets/check` requests of up to `MAX_CHECK_BATCH` hashes. A
+//! question leaves at once when a request slot is free (a lone new file
+//! waits for nothing); while both slots are busy, questions gather into the
+//! next batch (a big scan sends few, large requests).
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use asset_catalog_proto::{MAX_CHECK_BATCH, Sha256Hex};
 use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio::time::Instant;
 
 use crate::error::TransferError;
 use crate::upload::ApiClient;
 
 type Reply = oneshot::Sender<Result<bool, TransferError>>;
+
+/// Check requests on the wire at once.
+const REQUESTS_IN_FLIGHT: usize = 2;
 
 /// Handle to the batching task.
 #[derive(Debug, Clone)]
@@ -22,11 +25,11 @@ pub struct Checker {
 }
 
 impl Checker {
-    /// Start the batching task on the current local task set. `linger` is
-    /// how long a batch waits for more questions; `max` caps its size.
-    pub fn spawn(api: ApiClient, linger: Duration, max: usize) -> Self {
+    /// Start the batching task on the current local task set; `max` caps
+    /// the size of a batch.
+    pub fn spawn(api: ApiClient, max: usize) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        actix_rt::spawn(batch_loop(rx, api, linger, max.clamp(1, MAX_CHECK_BATCH)));
+        actix_rt::spawn(batch_loop(rx, api, max.clamp(1, MAX_CHECK_BATCH)));
         Self { tx }
     }
 
@@ -43,26 +46,32 @@ impl Checker {
 async fn batch_loop(
     mut rx: mpsc::UnboundedReceiver<(Sha256Hex, Reply)>,
     api: ApiClient,
-    linger: Duration,
     max: usize,
 ) {
-    let in_flight = Arc::new(Semaphore::new(2));
+    let in_flight = Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
-        let mut deadline = Instant::now() + linger;
         while batch.len() < max {
-            tokio::select! {
-                item = rx.recv() => match item {
-                    Some(item) => {
-                        batch.push(item);
-                        deadline = Instant::now() + linger;
-                    }
-                    None => break,
-                },
-                () = tokio::time::sleep_until(deadline) => break,
+            match rx.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
             }
         }
-        let Ok(permit) = Arc::clone(&in_flight).acquire_owned().await else {
+        // Wait for a free request slot, gathering questions meanwhile.
+        let permit = loop {
+            if batch.len() >= max {
+                break Arc::clone(&in_flight).acquire_owned().await;
+            }
+            tokio::select! {
+                biased;
+                permit = Arc::clone(&in_flight).acquire_owned() => break permit,
+                item = rx.recv() => match item {
+                    Some(item) => batch.push(item),
+                    None => break Arc::clone(&in_flight).acquire_owned().await,
+                },
+            }
+        };
+        let Ok(permit) = permit else {
             return;
         };
         let api = api.clone();

@@ -31,8 +31,6 @@ use job::{JobDone, Worker};
 pub struct PipelineSettings {
     /// Most jobs in progress at once.
     pub window: usize,
-    /// How long a check batch waits for more hashes.
-    pub check_linger: Duration,
     /// Most hashes per check request.
     pub check_batch: usize,
     pub backoff: Backoff,
@@ -42,7 +40,6 @@ impl Default for PipelineSettings {
     fn default() -> Self {
         Self {
             window: 1024,
-            check_linger: Duration::from_millis(20),
             check_batch: 2000,
             backoff: Backoff::default(),
         }
@@ -126,7 +123,7 @@ impl Pipeline {
         mode: Mode,
     ) -> Self {
         let api = ApiClient::new(settings, Arc::clone(&counters.bytes_sent));
-        let checker = Checker::spawn(api.clone(), tuning.check_linger, tuning.check_batch);
+        let checker = Checker::spawn(api.clone(), tuning.check_batch);
         let worker = Worker {
             state,
             api,
