@@ -204,7 +204,11 @@ impl Pipeline {
         done_tx: &mpsc::UnboundedSender<JobDone>,
     ) -> Result<Option<Instant>, StateError> {
         let want = self.window - sched.in_flight;
-        let jobs = self.worker.state.due_jobs(now_ms(), want, &sched.skip)?;
+        // One clock reading for both questions: with two, a job that came
+        // due between them was neither taken nor waited for, and with
+        // nothing in flight the pipeline slept until new work arrived.
+        let now = now_ms();
+        let jobs = self.worker.state.due_jobs(now, want, &sched.skip)?;
         let got = jobs.len();
         for job in jobs {
             sched.skip.insert(job.id);
@@ -219,11 +223,13 @@ impl Pipeline {
         if got == want {
             return Ok(None);
         }
-        let Some(next) = self.worker.state.next_due_ms()? else {
+        let Some(next) = self.worker.state.next_due_after(now)? else {
             return Ok(None);
         };
-        let wait = u64::try_from(next.saturating_sub(now_ms())).unwrap_or(0);
-        Ok((wait > 0).then(|| Instant::now() + Duration::from_millis(wait.min(60_000))))
+        let wait = u64::try_from(next.saturating_sub(now)).unwrap_or(1).max(1);
+        Ok(Some(
+            Instant::now() + Duration::from_millis(wait.min(60_000)),
+        ))
     }
 
     fn drained(&self, ctl: &Control, sched: &Scheduler) -> Result<bool, StateError> {

@@ -87,12 +87,16 @@ impl State {
         Ok(jobs)
     }
 
-    /// When the next queued job becomes due (ms since epoch), if any.
-    pub fn next_due_ms(&self) -> Result<Option<i64>, StateError> {
+    /// When the next queued job becomes due after `now` (ms since epoch),
+    /// if any. Jobs already due at `now` are not counted: the caller took
+    /// them (or they are in progress), so the answer is always later than
+    /// `now`, and a job that came due between two clock readings is never
+    /// mistaken for "nothing to wait for".
+    pub fn next_due_after(&self, now: i64) -> Result<Option<i64>, StateError> {
         Ok(self.conn.query_row(
             "SELECT min(q.next_try_ms) FROM queue q JOIN files f ON f.id = q.file_id
-             WHERE f.status IN ('pending', 'hashed')",
-            [],
+             WHERE f.status IN ('pending', 'hashed') AND q.next_try_ms > ?1",
+            [now],
             |r| r.get(0),
         )?)
     }
@@ -330,7 +334,12 @@ mod tests {
                 .expect("due")
                 .is_empty()
         );
-        assert_eq!(st.next_due_ms().expect("next"), Some(100));
+        assert_eq!(st.next_due_after(50).expect("next"), Some(100));
+        assert_eq!(
+            st.next_due_after(100).expect("next"),
+            None,
+            "a job due now is not something to wait for"
+        );
         let again = st.due_jobs(100, 10, &HashSet::new()).expect("due");
         assert_eq!((again.len(), again[0].attempts), (1, 1));
         assert_eq!(st.queue_depth().expect("depth"), 1);
