@@ -34,7 +34,7 @@ if [ ! -x "$st" ]; then
   python=$(command -v python3.11 || command -v python3) || { echo "fuzz-api.sh: python3 (≥ 3.9, with venv) is required" >&2; exit 1; }
   echo "==> installing schemathesis $SCHEMATHESIS_VERSION into $venv"
   rm -rf "$venv"
-  "$python" -m venv "$venv"
+  "$python" -m venv "$venv" || { echo "fuzz-api.sh: cannot make a venv with $python (on Debian: apt install python3-venv)" >&2; exit 1; }
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
@@ -150,6 +150,12 @@ elapsed=$(( $(date +%s) - start ))
 if ! kill -0 "$pid" 2>/dev/null; then
   echo "fuzz-api.sh: FAIL: the server died during the run; its log: $log" >&2
   status=1
+elif curl -sf -H "Authorization: Bearer $token" "$url/metrics" >"$out/metrics.txt"; then
+  # What the server saw, from its own request histogram.
+  awk '/^asset_catalog_http_request_duration_seconds_count/ {
+         match($0, /status="[0-9]+"/); code = substr($0, RSTART + 8, 3); by[code] += $NF; n += $NF }
+       END { line = ""; for (code in by) line = line " " code ":" by[code]
+             printf "==> the server answered %d requests (by status:%s)\n", n, line }' "$out/metrics.txt"
 fi
 kill -TERM "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
