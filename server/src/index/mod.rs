@@ -6,6 +6,7 @@
 //! `reindex` rebuilds the index from it. A corrupt file yields
 //! [`IndexError::Corrupt`], whose message names `reindex` as the recovery.
 
+mod group;
 mod query;
 mod schema;
 mod tokens;
@@ -93,6 +94,8 @@ struct Shared {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Changes waiting for the next group commit (see `group`).
+    queued: group::Queue,
 }
 
 impl Index {
@@ -110,6 +113,7 @@ impl Index {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                queued: group::Queue::default(),
             }),
         })
     }

@@ -3,7 +3,7 @@
 //! `reindex`). Each is a single transaction on the writer connection.
 
 use asset_catalog_proto::{Asset, Sha256Hex};
-use rusqlite::{Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -46,13 +46,11 @@ impl Index {
         asset: NewAsset,
         sighting: SightingRecord,
     ) -> Result<(Asset, bool), IndexError> {
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let created = insert_asset(&tx, &asset)? == 1;
-            upsert_sighting(&tx, &asset.sha256, &sighting)?;
+        self.write_grouped(move |conn| {
+            let created = insert_asset(conn, &asset)? == 1;
+            upsert_sighting(conn, &asset.sha256, &sighting)?;
             let stored =
-                get_asset(&tx, &asset.sha256)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-            tx.commit()?;
+                get_asset(conn, &asset.sha256)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             Ok((stored, created))
         })
         .await
@@ -65,15 +63,12 @@ impl Index {
         sighting: SightingRecord,
     ) -> Result<Option<Asset>, IndexError> {
         let sha = sha.clone();
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if get_asset(&tx, &sha)?.is_none() {
+        self.write_grouped(move |conn| {
+            if get_asset(conn, &sha)?.is_none() {
                 return Ok(None);
             }
-            upsert_sighting(&tx, &sha, &sighting)?;
-            let stored = get_asset(&tx, &sha)?;
-            tx.commit()?;
-            Ok(stored)
+            upsert_sighting(conn, &sha, &sighting)?;
+            get_asset(conn, &sha)
         })
         .await
     }
@@ -119,7 +114,7 @@ impl Index {
     }
 }
 
-fn insert_asset(tx: &Transaction<'_>, a: &NewAsset) -> rusqlite::Result<usize> {
+fn insert_asset(tx: &Connection, a: &NewAsset) -> rusqlite::Result<usize> {
     let size = i64::try_from(a.size).unwrap_or(i64::MAX);
     let seen = to_nanos(a.first_seen);
     tx.prepare_cached(
@@ -136,11 +131,7 @@ fn insert_asset(tx: &Transaction<'_>, a: &NewAsset) -> rusqlite::Result<usize> {
     ])
 }
 
-fn upsert_sighting(
-    tx: &Transaction<'_>,
-    sha: &Sha256Hex,
-    s: &SightingRecord,
-) -> rusqlite::Result<()> {
+fn upsert_sighting(tx: &Connection, sha: &Sha256Hex, s: &SightingRecord) -> rusqlite::Result<()> {
     let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
     let seen = to_nanos(s.seen_at);
     tx.prepare_cached(

@@ -1,0 +1,198 @@
+//! Group commit for the small writes every upload and sighting makes.
+//!
+//! With `synchronous=FULL` each commit costs a WAL write and an fsync; one
+//! commit per upload made the index the server's busiest part under many
+//! small uploads. Writers queue their change; whoever holds the writer
+//! connection next applies everything queued, each change in its own
+//! savepoint (a failing one is rolled back alone), and commits once. Every
+//! caller is answered only after that commit is durable, so "stored" still
+//! means "on disk".
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use super::{Index, IndexError, Shared};
+
+/// Called after the group's commit with its outcome; answers one caller.
+type Answer = Box<dyn FnOnce(Result<(), IndexError>) + Send>;
+/// One queued change: applies itself inside a savepoint and says whether it
+/// succeeded (a failed change's savepoint is rolled back).
+type Change = Box<dyn FnOnce(&Connection, &Path) -> (bool, Answer) + Send>;
+
+/// Changes waiting for the next group commit.
+#[derive(Default)]
+pub(super) struct Queue(Mutex<Vec<Change>>);
+
+impl std::fmt::Debug for Queue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map_or(0, |q| q.len());
+        f.debug_struct("Queue").field("queued", &n).finish()
+    }
+}
+
+impl Queue {
+    fn push(&self, change: Change) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(change);
+    }
+
+    fn take(&self) -> Vec<Change> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Index {
+    /// Run `f` in a transaction shared with the other writers queued now,
+    /// inside a savepoint of its own; returns after the commit.
+    pub(crate) async fn write_grouped<T, F>(&self, f: F) -> Result<T, IndexError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let change: Change = Box::new(move |conn, path| {
+            let out = f(conn).map_err(|e| IndexError::from_sqlite(path, e));
+            let applied = out.is_ok();
+            let answer: Answer = Box::new(move |committed: Result<(), IndexError>| {
+                let _ = tx.send(out.and_then(|v| committed.map(|()| v)));
+            });
+            (applied, answer)
+        });
+        self.shared.queued.push(change);
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || commit_queued(&shared))
+            .await
+            .map_err(|e| IndexError::Task(e.to_string()))?;
+        rx.await
+            .map_err(|_| IndexError::Task("the index writer dropped a change".into()))?
+    }
+}
+
+/// Apply and commit everything queued (nothing, when an earlier writer
+/// already took this caller's change with its own group).
+fn commit_queued(shared: &Shared) {
+    let mut conn = shared.writer.lock().unwrap_or_else(PoisonError::into_inner);
+    let changes = shared.queued.take();
+    if changes.is_empty() {
+        return;
+    }
+    let path = shared.path.as_path();
+    let mut answers = Vec::with_capacity(changes.len());
+    let outcome = (|| {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for change in changes {
+            let sp = tx.savepoint()?;
+            let (applied, answer) = change(&sp, path);
+            answers.push(answer);
+            if applied {
+                sp.commit()?;
+            } // else dropped: rolled back
+        }
+        tx.commit()
+    })();
+    for answer in answers {
+        answer(match &outcome {
+            Ok(()) => Ok(()),
+            Err(e) => Err(IndexError::from_sqlite(path, copy_error(e))),
+        });
+    }
+    // Changes never reached (the transaction failed first) were dropped with
+    // their reply channel; their callers see "the index writer dropped a change".
+}
+
+/// A copy of `e` for each caller of a failed group (rusqlite errors are not
+/// `Clone`; the code that classifies them, such as disk full, is kept).
+fn copy_error(e: &rusqlite::Error) -> rusqlite::Error {
+    match e {
+        rusqlite::Error::SqliteFailure(code, message) => {
+            rusqlite::Error::SqliteFailure(*code, message.clone())
+        }
+        other => rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+            Some(other.to_string()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::{NewAsset, SightingRecord};
+    use asset_catalog_proto::Sha256Hex;
+    use time::OffsetDateTime;
+
+    fn asset(i: u8) -> (NewAsset, SightingRecord) {
+        let sha = Sha256Hex::from_digest([i; 32]);
+        let now = OffsetDateTime::now_utc();
+        let asset = NewAsset {
+            key: format!("{sha}.bin"),
+            sha256: sha,
+            size: u64::from(i),
+            content_type: "application/octet-stream".into(),
+            name: format!("{i}.bin"),
+            first_seen: now,
+        };
+        let sighting = SightingRecord {
+            client: "host".into(),
+            path: format!("dir/{i}.bin"),
+            name: format!("{i}.bin"),
+            mtime: None,
+            seen_at: now,
+        };
+        (asset, sighting)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_writers_share_commits_and_a_failing_one_fails_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = Index::open(&dir.path().join("index.sqlite3"))
+            .await
+            .expect("open");
+        let mut tasks = Vec::new();
+        for i in 0..64u8 {
+            let index = index.clone();
+            tasks.push(tokio::spawn(async move {
+                if i % 16 == 5 {
+                    // Fails inside its savepoint after changing something.
+                    index
+                        .write_grouped(|conn| {
+                            conn.execute("DELETE FROM sightings", [])?;
+                            conn.execute("INSERT INTO no_such_table VALUES (1)", [])
+                        })
+                        .await
+                        .map(drop)
+                } else {
+                    let (a, s) = asset(i);
+                    index
+                        .insert(a, s)
+                        .await
+                        .map(|(_, created)| assert!(created))
+                }
+            }));
+        }
+        let mut failed = 0;
+        for t in tasks {
+            if t.await.expect("task").is_err() {
+                failed += 1;
+            }
+        }
+        assert_eq!(failed, 4, "exactly the four bad changes fail");
+        assert_eq!(index.ping().await.expect("count"), 60);
+        for i in (0..64u8).filter(|i| i % 16 != 5) {
+            let stored = index
+                .get(&asset(i).0.sha256)
+                .await
+                .expect("get")
+                .expect("committed");
+            assert_eq!(
+                stored.sighting_count, 1,
+                "the bad changes rolled back alone"
+            );
+        }
+    }
+}
