@@ -343,7 +343,10 @@ pub async fn form_upload_computes_the_hash(kind: Kind) {
         .expect("bad form");
     let (status, json) = json_of(res).await;
     assert_error(status, &json, 415, ErrorCode::UnsupportedMediaType);
-    assert_eq!(s.keys().await, s.keys_of(&format!("{}.txt", sha256_hex(body))));
+    assert_eq!(
+        s.keys().await,
+        s.keys_of(&format!("{}.txt", sha256_hex(body)))
+    );
     s.stop().await;
 }
 
