@@ -67,10 +67,11 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StateError> {
         .map_err(|e| corrupt(path, &e))?;
     match version {
         0 => {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA_V1} PRAGMA user_version = {VERSION}; COMMIT;"
-            ))
-            .map_err(|e| corrupt(path, &e))?;
+            if !create(conn, path)? {
+                // Another process (`status` next to a starting daemon) made
+                // it between our look and our lock.
+                return check_tables(conn, path);
+            }
             tracing::info!(
                 state.path = %path.display(),
                 "new state database: every file is hashed and checked against the server once"
@@ -86,6 +87,29 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StateError> {
     }
 }
 
+/// Create the schema unless another connection did first; true if this
+/// one did. The version is read again under the write lock.
+fn create(conn: &Connection, path: &Path) -> Result<bool, StateError> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| corrupt(path, &e))?;
+    let made = conn
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .and_then(|v| {
+            if v != 0 {
+                return Ok(false);
+            }
+            conn.execute_batch(&format!("{SCHEMA_V1} PRAGMA user_version = {VERSION};"))?;
+            Ok(true)
+        });
+    let end = match made {
+        Ok(_) => conn.execute_batch("COMMIT"),
+        Err(_) => conn.execute_batch("ROLLBACK"),
+    };
+    let made = made.map_err(|e| corrupt(path, &e))?;
+    end.map_err(|e| corrupt(path, &e))?;
+    Ok(made)
+}
+
 fn check_tables(conn: &Connection, path: &Path) -> Result<(), StateError> {
     conn.query_row(
         "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM queue) \
@@ -95,4 +119,21 @@ fn check_tables(conn: &Connection, path: &Path) -> Result<(), StateError> {
     )
     .map_err(|e| corrupt(path, &e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_connections_creating_one_new_database_both_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("s.sqlite3");
+        let a = Connection::open(&p).expect("a");
+        let b = Connection::open(&p).expect("b");
+        // Both saw version 0 before either created the schema.
+        assert!(create(&a, &p).expect("a creates"));
+        assert!(!create(&b, &p).expect("b finds it made"));
+        migrate(&b, &p).expect("b migrates");
+    }
 }
