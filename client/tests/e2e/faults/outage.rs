@@ -12,12 +12,7 @@
 use std::time::{Duration, Instant};
 
 use super::sized;
-use crate::support::{Home, Server, content, sha, wait_stored, wait_until, write};
-
-fn stored(server: &Server, home: &Home, want: &[String]) -> bool {
-    let have = server.hashes();
-    home.status()["queued"].as_u64() == Some(0) && want.iter().all(|h| have.contains(h))
-}
+use crate::support::{Home, Server, content, is_stored, sha, wait_stored, wait_until, write};
 
 #[test]
 fn faults_server_down_for_a_while_queues_retries_and_keeps_the_log_readable() {
@@ -80,7 +75,7 @@ fn faults_server_down_for_a_while_queues_retries_and_keeps_the_log_readable() {
     server.spawn();
     let back = Instant::now();
     let deadline = outage + Duration::from_secs(330);
-    while !stored(&server, &home, &want) {
+    while !is_stored(&server, &home, &want) {
         assert!(
             back.elapsed() < deadline,
             "not all stored {deadline:?} after the server came back; status {}\nlog:\n{}",

@@ -24,7 +24,7 @@ use std::time::Duration;
 use rustix::fs::{CWD, FileType, Mode, makedev, mknodat};
 use sha2::{Digest, Sha256};
 
-use crate::support::{Home, Server, content, sha, wait_stored, wait_until, write};
+use crate::support::{Home, Server, content, hex_lower, sha, wait_stored, wait_until, write};
 
 const T: Duration = Duration::from_secs(120);
 const NO_DAC: [&str; 4] = [
@@ -106,7 +106,7 @@ fn grow(path: &Path, start: usize, pieces: usize) -> (Vec<u8>, HashSet<String>) 
     drop(f);
     let mut hasher = Sha256::new();
     hasher.update(&data);
-    let mut states = HashSet::from([hex(&hasher.clone().finalize())]);
+    let mut states = HashSet::from([hex_lower(&hasher.clone().finalize())]);
     std::thread::sleep(Duration::from_millis(400));
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -117,14 +117,10 @@ fn grow(path: &Path, start: usize, pieces: usize) -> (Vec<u8>, HashSet<String>) 
         f.write_all(&piece).expect("append");
         hasher.update(&piece);
         data.extend_from_slice(&piece);
-        states.insert(hex(&hasher.clone().finalize()));
+        states.insert(hex_lower(&hasher.clone().finalize()));
         std::thread::sleep(Duration::from_millis(40));
     }
     (data, states)
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[test]
@@ -143,7 +139,14 @@ fn faults_special_files_are_handled_and_none_blocks_the_queue() {
     write(&w.join("pre/swap.bin"), &swapped);
     never.extend([doomed, swapped]);
     let run = home.spawn(wrapper.unwrap_or(&[]), &[]);
+    let t0 = std::time::Instant::now();
     wait_until("both plain files retrying", T, || {
+        assert!(
+            t0.elapsed() < T - Duration::from_secs(1),
+            "not retrying; status {}\nlog:\n{}",
+            home.status(),
+            run.log()
+        );
         let s = home.status();
         let waiting: Vec<String> = s["retries"]
             .as_array()?

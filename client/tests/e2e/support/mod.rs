@@ -37,7 +37,8 @@ pub fn sha(data: &[u8]) -> String {
     hex_lower(&Sha256::digest(data))
 }
 
-fn hex_lower(b: &[u8]) -> String {
+/// Lower-case hex of raw bytes.
+pub fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -82,10 +83,15 @@ pub fn tree(dir: &Path) -> Vec<(std::path::PathBuf, u64, std::time::SystemTime)>
 /// hash in `want`.
 pub fn wait_stored(server: &Server, home: &Home, want: &[String], timeout: Duration) {
     wait_until("all files stored", timeout, || {
-        if home.status()["queued"].as_u64() != Some(0) {
-            return None;
-        }
-        let have = server.hashes();
-        want.iter().all(|h| have.contains(h)).then_some(())
+        is_stored(server, home, want).then_some(())
     });
+}
+
+/// The watcher's queue is empty and the server holds every hash in `want`.
+pub fn is_stored(server: &Server, home: &Home, want: &[String]) -> bool {
+    if home.status()["queued"].as_u64() != Some(0) {
+        return false;
+    }
+    let have = server.hashes();
+    want.iter().all(|h| have.contains(h))
 }
