@@ -46,6 +46,10 @@ pub(super) struct Worker {
 pub(super) struct JobDone {
     pub id: i64,
     pub update: JobUpdate,
+    /// The row version the job ran for, when its end is to be recorded
+    /// (the pipeline records the ends of jobs finishing together in one
+    /// transaction before it fetches more work).
+    pub record: Option<i64>,
 }
 
 enum Outcome {
@@ -55,7 +59,7 @@ enum Outcome {
 }
 
 impl Worker {
-    /// Run `job` and record its end in the state database.
+    /// Run `job`; its end is recorded by the pipeline (see [`JobDone`]).
     pub async fn process(self: Rc<Self>, mut job: Job) -> JobDone {
         let result = self.transfer(&mut job).await;
         let (update, error) = match result {
@@ -64,15 +68,12 @@ impl Worker {
                 return JobDone {
                     id: job.id,
                     update: JobUpdate::Drop,
+                    record: None,
                 };
             }
             Ok(Outcome::NoRoot) => (JobUpdate::Drop, None),
             Err(e) => (self.update_for(&job, &e), Some(e)),
         };
-        let recorded = self.state.finish_job(&job, &update, now_ms());
-        if let Err(e) = &recorded {
-            tracing::error!(error = %e, file.path = %job.path.display(), "cannot record the job's end");
-        }
         if let Some(e) = &error {
             let attempts = job.attempts + 1;
             if e.is_systemic() {
@@ -87,7 +88,11 @@ impl Worker {
             self.outage.succeeded(&self.state);
             tracing::debug!(file.path = %job.path.display(), "synced");
         }
-        JobDone { id: job.id, update }
+        JobDone {
+            id: job.id,
+            update,
+            record: Some(job.version),
+        }
     }
 
     fn update_for(&self, job: &Job, e: &TransferError) -> JobUpdate {

@@ -168,7 +168,14 @@ impl Pipeline {
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 Some(done) = done_rx.recv() => {
-                    sched.finish(done, self.mode, &self.worker.counters);
+                    let mut ended = vec![done];
+                    while let Ok(more) = done_rx.try_recv() {
+                        ended.push(more);
+                    }
+                    self.record(&ended);
+                    for done in ended {
+                        sched.finish(done, self.mode, &self.worker.counters);
+                    }
                     need_refill = true;
                 }
                 () = ctl.work.notified() => need_refill = true,
@@ -189,11 +196,32 @@ impl Pipeline {
                 }
             }
         }
+        // Jobs that ended while the loop was stopping.
+        let mut ended = Vec::new();
+        while let Ok(done) = done_rx.try_recv() {
+            ended.push(done);
+        }
+        self.record(&ended);
         flusher.flush(&self.worker.state, &self.worker.counters)?;
         Ok(Summary {
             deferred: sched.deferred.len(),
             last_error: sched.last_error,
         })
+    }
+
+    /// Record the ends of jobs that finished together, in one transaction,
+    /// before their ids leave the scheduler's skip set (so that a refill
+    /// cannot fetch a finished job again).
+    fn record(&self, ended: &[JobDone]) {
+        if ended.is_empty() {
+            return;
+        }
+        let rows = ended
+            .iter()
+            .filter_map(|d| d.record.map(|version| (d.id, version, &d.update)));
+        if let Err(e) = self.worker.state.finish_jobs(rows, now_ms()) {
+            tracing::error!(error = %e, jobs = ended.len(), "cannot record the end of finished jobs; they stay queued");
+        }
     }
 
     /// Start due jobs up to the window; returns when to look again if

@@ -154,12 +154,30 @@ impl State {
     /// Record how a job ended. False when the row changed meanwhile (a newer
     /// observation already re-queued it).
     pub fn finish_job(&self, job: &Job, update: &JobUpdate, now: i64) -> Result<bool, StateError> {
-        self.in_transaction(|s| s.finish_job_inner(job, update, now))
+        self.in_transaction(|s| s.finish_job_inner(job.id, job.version, update, now))
+    }
+
+    /// Record how several jobs ended, in one transaction (one commit for
+    /// all the jobs that finished together). Returns how many rows were
+    /// still current.
+    pub fn finish_jobs<'a>(
+        &self,
+        ended: impl IntoIterator<Item = (i64, i64, &'a JobUpdate)>,
+        now: i64,
+    ) -> Result<usize, StateError> {
+        self.in_transaction(|s| {
+            let mut current = 0;
+            for (id, version, update) in ended {
+                current += usize::from(s.finish_job_inner(id, version, update, now)?);
+            }
+            Ok(current)
+        })
     }
 
     fn finish_job_inner(
         &self,
-        job: &Job,
+        id: i64,
+        version: i64,
         update: &JobUpdate,
         now: i64,
     ) -> Result<bool, StateError> {
@@ -167,13 +185,13 @@ impl State {
             use rusqlite::OptionalExtension;
             self.conn
                 .prepare_cached("SELECT version FROM files WHERE id = ?1")?
-                .query_row([job.id], |r| r.get(0))
+                .query_row([id], |r| r.get(0))
                 .optional()?
         };
-        if current != Some(job.version) {
+        if current != Some(version) {
             return Ok(false);
         }
-        self.apply_update(job.id, update, now)?;
+        self.apply_update(id, update, now)?;
         Ok(true)
     }
 
@@ -306,6 +324,22 @@ mod tests {
         assert!(!st.record_hash(&job, &job.stat, &sha(1), 12).expect("hash"));
         assert!(!st.finish_job(&job, &JobUpdate::Synced, 12).expect("finish"));
         assert_eq!(st.queue_depth().expect("depth"), 1);
+    }
+
+    #[test]
+    fn jobs_ending_together_are_recorded_in_one_go_except_stale_ones() {
+        let (_d, st) = open_temp();
+        st.observe(Path::new("/w/a"), &stat(1, 5, 5), 10)
+            .expect("observe");
+        st.observe(Path::new("/w/b"), &stat(2, 5, 5), 10)
+            .expect("observe");
+        let jobs = st.due_jobs(10, 10, &HashSet::new()).expect("due");
+        st.observe(Path::new("/w/b"), &stat(2, 6, 6), 11)
+            .expect("b changed meanwhile");
+        let synced = JobUpdate::Synced;
+        let ended = jobs.iter().map(|j| (j.id, j.version, &synced));
+        assert_eq!(st.finish_jobs(ended, 12).expect("finish"), 1);
+        assert_eq!(st.queue_depth().expect("depth"), 1, "b is queued again");
     }
 
     #[test]
