@@ -14,6 +14,7 @@ mod outage;
 mod overflow;
 mod special;
 mod state_db;
+mod storage;
 
 /// `ASSET_CATALOG_SOAK=1`: the long variants.
 pub fn soak() -> bool {

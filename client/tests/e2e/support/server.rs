@@ -193,6 +193,26 @@ impl Server {
             .map_or(0, |v| v as u64)
     }
 
+    /// Make the server's storage fail while the server runs (its object
+    /// directory turns into a file); `restore_storage` undoes it.
+    pub fn break_storage(&self) {
+        let objects = self.dir.path().join("objects");
+        std::fs::rename(&objects, objects.with_extension("aside")).expect("move the objects aside");
+        std::fs::write(&objects, b"not a directory").expect("block the objects path");
+    }
+
+    pub fn restore_storage(&self) {
+        let objects = self.dir.path().join("objects");
+        std::fs::remove_file(&objects).expect("unblock the objects path");
+        std::fs::rename(objects.with_extension("aside"), &objects).expect("bring the objects back");
+    }
+
+    /// `GET /readyz`: status and body.
+    pub fn readyz(&self) -> (u16, Value) {
+        let res = http::get(self.port, "/readyz", "").expect("GET /readyz");
+        (res.status, res.json())
+    }
+
     /// Bytes of new content the server stored.
     pub fn stored_bytes(&self) -> u64 {
         self.metric("asset_catalog_upload_bytes_total")
