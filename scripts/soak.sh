@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The long variants of the fault suite (issue 7): what CI runs in short form,
+# at soak sizes. Run it before a release, on an otherwise idle machine.
+#
+#   scripts/soak.sh               # everything (~30 min on 2 cores)
+#   scripts/soak.sh --minutes 30  # fuzz the HTTP API for 30 minutes instead of 10
+#
+# ASSET_CATALOG_SOAK=1 switches the fault tests to their soak sizes:
+#   watcher (client/tests/e2e/faults): kill -9 rounds over more files, a
+#     several-minute server outage, an inotify overflow of 100,000 creates;
+#   server (server/tests/integration: faults, outage): storage down 60 s.
+# Then scripts/fuzz-api.sh fuzzes every route for --minutes (default 10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+minutes=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) minutes="${2:-}"; shift 2 || shift ;;
+    --minutes=*) minutes="${1#*=}"; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "soak.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+case "$minutes" in ''|*[!0-9]*|0) echo "soak.sh: --minutes needs a whole number ≥ 1" >&2; exit 2 ;; esac
+
+step() { printf '\n==> %s\n' "$*"; }
+start=$(date +%s)
+
+GARAGE_BIN=$(scripts/install-garage.sh)
+export GARAGE_BIN
+export ASSET_CATALOG_SOAK=1
+
+step "build (the tests spawn the real binaries)"
+cargo build --workspace --bins --locked
+
+step "watcher faults at soak size"
+cargo test --locked -p asset-watcher --test e2e faults -- --test-threads=1 --nocapture
+
+step "server faults and storage outage at soak size"
+cargo test --locked -p asset-catalog-server --test integration -- faults outage --test-threads=1 --nocapture
+
+step "API fuzzing for $minutes minutes"
+scripts/fuzz-api.sh --minutes "$minutes"
+
+printf '\nsoak passed in %ss\n' "$(( $(date +%s) - start ))"
