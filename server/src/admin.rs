@@ -73,7 +73,7 @@ pub async fn reindex(config: &Config) -> Result<ReindexReport, AdminError> {
 async fn open_or_move_aside(path: &Path) -> Result<(Index, Option<PathBuf>), AdminError> {
     match Index::open(path).await {
         Ok(index) => Ok((index, None)),
-        Err(IndexError::Corrupt { .. }) => {
+        Err(IndexError::Corrupt { .. } | IndexError::Damaged { .. }) => {
             let stamp = OffsetDateTime::now_utc().unix_timestamp();
             let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
             for suffix in ["", "-wal", "-shm"] {

@@ -141,13 +141,26 @@ impl From<ServiceError> for ApiError {
             },
             ServiceError::Storage(e) => e.into(),
             ServiceError::Index(e) => e.into(),
-            ServiceError::Spool(m) => Self::server_side(
+            ServiceError::Spool(e) if is_disk_full(&e) => Self::server_side(
+                ErrorCode::InsufficientStorage,
+                "the server's state directory is out of space; nothing was stored",
+                &format!("spooling the upload: {e}"),
+            ),
+            ServiceError::Spool(e) => Self::server_side(
                 ErrorCode::Internal,
                 "receiving the upload into a temporary file failed",
-                &m,
+                &e,
             ),
         }
     }
+}
+
+/// ENOSPC or EDQUOT.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 impl From<StorageError> for ApiError {

@@ -138,11 +138,26 @@ async fn open_catalog(
     })?;
     notify::status("opening the index");
     let index = Index::open(&config.index_path()).await?;
+    tokio::task::spawn_blocking({
+        let (storage, spool) = (storage.clone(), spool.clone());
+        move || remove_crash_leftovers(&storage, &spool)
+    });
     let limits = Limits {
         max_upload_bytes: config.server.max_upload_bytes,
         spool_dir: spool,
     };
     Ok(Catalog::new(storage, index, limits, metrics))
+}
+
+/// Staging files of the file store and spool files a crash left behind
+/// (untouched for a while, so no upload in progress owns them).
+fn remove_crash_leftovers(storage: &Storage, spool: &std::path::Path) {
+    let mut removed = storage.remove_abandoned_staging();
+    let now = std::time::SystemTime::now();
+    removed.extend(crate::storage::cleanup::remove_stale(spool, now, &|_| true));
+    if !removed.is_empty() {
+        tracing::info!(files = ?removed, "removed {} files abandoned by interrupted uploads", removed.len());
+    }
 }
 
 fn describe(r: &Readiness) -> String {

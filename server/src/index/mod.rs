@@ -6,6 +6,7 @@
 //! `reindex` rebuilds the index from it. A corrupt file yields
 //! [`IndexError::Corrupt`], whose message names `reindex` as the recovery.
 
+mod damage;
 mod group;
 mod query;
 mod schema;
@@ -52,6 +53,11 @@ pub enum IndexError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "the index file {} is damaged: {problem}; stop the server and run `asset-catalog-server reindex` to rebuild the index from the bucket",
+        file.display()
+    )]
+    Damaged { file: PathBuf, problem: String },
     #[error(
         "the index {} has schema version {found}, newer than the {supported} this server understands; run a newer server or rebuild with `asset-catalog-server reindex`",
         path.display()

@@ -65,6 +65,9 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, IndexError> {
             source,
         })?;
     }
+    if let Some((file, problem)) = super::damage::find(path) {
+        return Err(IndexError::Damaged { file, problem });
+    }
     let mut conn = Connection::open(path).map_err(|source| IndexError::Open {
         path: path.to_path_buf(),
         source,
@@ -148,7 +151,10 @@ mod tests {
         let path = dir.path().join("index.sqlite3");
         std::fs::write(&path, vec![0x5a; 8192]).expect("write garbage");
         let err = open_writer(&path).expect_err("corrupt");
-        assert!(matches!(err, IndexError::Corrupt { .. }), "{err:?}");
+        assert!(
+            matches!(err, IndexError::Corrupt { .. } | IndexError::Damaged { .. }),
+            "{err:?}"
+        );
         assert!(err.to_string().contains("reindex"), "{err}");
     }
 

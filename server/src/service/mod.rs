@@ -61,7 +61,7 @@ pub enum ServiceError {
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error("spooling the upload to a temporary file failed: {0}")]
-    Spool(String),
+    Spool(#[source] std::io::Error),
 }
 
 /// Limits that apply to every request.

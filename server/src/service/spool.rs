@@ -29,7 +29,7 @@ pub struct Spooled {
 }
 
 fn spool_error(e: std::io::Error) -> ServiceError {
-    ServiceError::Spool(e.to_string())
+    ServiceError::Spool(e)
 }
 
 /// Receive `body` into a temporary file under `dir`, at most `limit` bytes.
@@ -40,7 +40,7 @@ where
     let dir = dir.to_path_buf();
     let file = tokio::task::spawn_blocking(move || tempfile::tempfile_in(dir))
         .await
-        .map_err(|e| ServiceError::Spool(e.to_string()))?
+        .map_err(|e| ServiceError::Spool(std::io::Error::other(e)))?
         .map_err(spool_error)?;
     let mut writer = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
     let mut meter = Metered::new(limit);

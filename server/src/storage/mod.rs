@@ -4,6 +4,7 @@
 //! multipart upload that is completed), errors are classified once
 //! ([`StorageError`]), and reads stream in bounded chunks.
 
+pub mod cleanup;
 mod error;
 pub mod keys;
 mod multipart;
@@ -102,6 +103,17 @@ impl Storage {
 
     pub fn backend(&self) -> &Backend {
         &self.backend
+    }
+
+    /// Remove the staging files a crash left in the file store (see
+    /// [`cleanup`]); nothing to do for other backends.
+    pub fn remove_abandoned_staging(&self) -> Vec<PathBuf> {
+        match &self.backend {
+            Backend::File(dir) => {
+                cleanup::remove_stale(dir, std::time::SystemTime::now(), &cleanup::is_staging_file)
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Multipart part size in bytes.

@@ -14,15 +14,15 @@ use crate::support::{json_of, sha256_hex};
 
 const BIN: &str = env!("CARGO_BIN_EXE_asset-catalog-server");
 
-struct Env {
-    dir: tempfile::TempDir,
-    port: u16,
+pub(crate) struct Env {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) port: u16,
     /// An admin token made with `token create` (the CLI, as an operator would).
-    token: String,
+    pub(crate) token: String,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -32,17 +32,41 @@ impl Env {
             port,
             token: String::new(),
         };
-        let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\nshutdown_timeout_secs = 5\n\n[log]\nlevel = \"info\"\n",
-            state = env.state().display()
-        );
-        std::fs::write(env.config(), config).expect("write config");
+        env.write_config("");
         env.token = env.create_token("test-admin", &["admin"]);
         env
     }
 
+    /// (Re)write the config file: listen, state dir, log level, then `storage`
+    /// (TOML for a `[storage]` section; empty for the default file store).
+    pub(crate) fn write_config(&self, storage: &str) {
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\nshutdown_timeout_secs = 5\n\n[log]\nlevel = \"info\"\n\n{storage}",
+            port = self.port,
+            state = self.state().display()
+        );
+        std::fs::write(self.config(), config).expect("write config");
+    }
+
+    /// A `[storage]` section for the test Garage on `s3_port`, with the
+    /// secret in a file of `mode`.
+    pub(crate) fn s3_storage(&self, s3_port: u16, mode: u32) -> String {
+        use crate::garage;
+        use std::os::unix::fs::PermissionsExt;
+        let secret = self.dir.path().join("s3-secret");
+        std::fs::write(&secret, garage::SECRET_KEY).expect("secret");
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        format!(
+            "[storage]\nurl = \"s3://{bucket}\"\nendpoint = \"http://127.0.0.1:{s3_port}\"\nregion = \"{region}\"\nallow_http = true\naccess_key_id = \"{key}\"\nsecret_access_key_file = \"{secret}\"\n",
+            bucket = garage::BUCKET,
+            region = garage::REGION,
+            key = garage::ACCESS_KEY,
+            secret = secret.display(),
+        )
+    }
+
     /// `token create`: stdout is exactly the token on one line.
-    fn create_token(&self, name: &str, scopes: &[&str]) -> String {
+    pub(crate) fn create_token(&self, name: &str, scopes: &[&str]) -> String {
         let mut args = vec!["token", "create", "--name", name];
         for scope in scopes {
             args.extend(["--scope", scope]);
@@ -59,30 +83,30 @@ impl Env {
     }
 
     /// An awc client that sends the admin token.
-    fn client(&self) -> awc::Client {
+    pub(crate) fn client(&self) -> awc::Client {
         self.client_with(&self.token)
     }
 
-    fn client_with(&self, token: &str) -> awc::Client {
+    pub(crate) fn client_with(&self, token: &str) -> awc::Client {
         awc::Client::builder()
             .disable_timeout()
             .bearer_auth(token)
             .finish()
     }
 
-    fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
-    fn config(&self) -> PathBuf {
+    pub(crate) fn config(&self) -> PathBuf {
         self.dir.path().join("server.toml")
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(BIN);
         cmd.env_clear()
             .env("RUST_LOG", "info")
@@ -91,16 +115,19 @@ impl Env {
         cmd
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("run binary")
     }
 
     /// Start `serve` with a notify socket; returns once READY=1 arrived.
-    async fn serve(&self, extra_env: &[(&str, &str)]) -> (Child, UnixDatagram, Vec<String>) {
+    pub(crate) async fn serve(
+        &self,
+        extra_env: &[(&str, &str)],
+    ) -> (Child, UnixDatagram, Vec<String>) {
         self.serve_with_stderr(extra_env, Stdio::inherit()).await
     }
 
-    async fn serve_with_stderr(
+    pub(crate) async fn serve_with_stderr(
         &self,
         extra_env: &[(&str, &str)],
         stderr: Stdio,
@@ -123,7 +150,7 @@ impl Env {
 }
 
 /// Collect notify datagrams until one contains `needle`.
-async fn read_until(socket: &UnixDatagram, needle: &str) -> Vec<String> {
+pub(crate) async fn read_until(socket: &UnixDatagram, needle: &str) -> Vec<String> {
     let mut seen = Vec::new();
     let mut buf = vec![0u8; 4096];
     loop {
@@ -140,12 +167,12 @@ async fn read_until(socket: &UnixDatagram, needle: &str) -> Vec<String> {
     }
 }
 
-fn sigterm(child: &Child) {
+pub(crate) fn sigterm(child: &Child) {
     let pid = rustix::process::Pid::from_child(child);
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
 }
 
-fn wait(mut child: Child) -> std::process::ExitStatus {
+pub(crate) fn wait(mut child: Child) -> std::process::ExitStatus {
     for _ in 0..600 {
         if let Some(status) = child.try_wait().expect("try_wait") {
             return status;
@@ -156,7 +183,7 @@ fn wait(mut child: Child) -> std::process::ExitStatus {
     panic!("server did not exit within 30 s of SIGTERM");
 }
 
-async fn upload(env: &Env, name: &str, body: &'static [u8]) {
+pub(crate) async fn upload(env: &Env, name: &str, body: &'static [u8]) {
     let res = env
         .client()
         .put(env.url(&format!("/v1/assets/{}", sha256_hex(body))))
@@ -222,24 +249,13 @@ async fn serves_after_ready_and_drains_on_sigterm() {
 
 #[actix_web::test]
 async fn ready_only_once_s3_answers() {
-    use crate::garage::{self, Garage, free_port};
+    use crate::garage::{Garage, free_port};
     use std::os::unix::fs::PermissionsExt;
 
     let env = Env::new();
     let (s3_port, rpc_port, admin_port) = (free_port(), free_port(), free_port());
     let secret = env.dir.path().join("s3-secret");
-    std::fs::write(&secret, garage::SECRET_KEY).expect("secret");
-    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{state}\"\n\n[storage]\nurl = \"s3://{bucket}\"\nendpoint = \"http://127.0.0.1:{s3_port}\"\nregion = \"{region}\"\nallow_http = true\naccess_key_id = \"{key}\"\nsecret_access_key_file = \"{secret}\"\n",
-        port = env.port,
-        state = env.state().display(),
-        bucket = garage::BUCKET,
-        region = garage::REGION,
-        key = garage::ACCESS_KEY,
-        secret = secret.display(),
-    );
-    std::fs::write(env.config(), config).expect("write config");
+    env.write_config(&env.s3_storage(s3_port, 0o644));
     // A secret others can read is refused, by check-config and by serve.
     let out = env.run(&["check-config"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");

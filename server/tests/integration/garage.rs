@@ -83,22 +83,8 @@ admin_token = "{ADMIN_TOKEN}"
 "#,
             d = dir.path().display()
         );
-        let config_path = dir.path().join("garage.toml");
-        std::fs::write(&config_path, config).expect("write garage config");
-        let log = std::fs::File::create(dir.path().join("garage.log")).expect("garage log");
-        let child = Command::new(&bin)
-            .arg("-c")
-            .arg(&config_path)
-            .args(["server", "--single-node", "--default-bucket"])
-            .env("GARAGE_DEFAULT_ACCESS_KEY", ACCESS_KEY)
-            .env("GARAGE_DEFAULT_SECRET_KEY", SECRET_KEY)
-            .env("GARAGE_DEFAULT_BUCKET", BUCKET)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        std::fs::write(dir.path().join("garage.toml"), config).expect("write garage config");
+        let child = spawn(dir.path());
         let garage = Self {
             child,
             dir,
@@ -107,6 +93,31 @@ admin_token = "{ADMIN_TOKEN}"
         };
         garage.wait_until_serving().await;
         garage
+    }
+
+    /// Start again on the same ports and data after [`Garage::kill`].
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.dir.path());
+        self.wait_until_serving().await;
+    }
+
+    /// `garage bucket cleanup-incomplete-uploads`: what an operator runs (or
+    /// a lifecycle rule does) about multipart uploads a crash left behind.
+    pub fn cleanup_incomplete_uploads(&self, older_than: &str) {
+        let out = Command::new(binary())
+            .arg("-c")
+            .arg(self.dir.path().join("garage.toml"))
+            .args([
+                "bucket",
+                "cleanup-incomplete-uploads",
+                "--older-than",
+                older_than,
+                BUCKET,
+            ])
+            .output()
+            .expect("run garage bucket cleanup-incomplete-uploads");
+        assert!(out.status.success(), "{out:?}");
     }
 
     pub fn endpoint(&self) -> String {
@@ -183,6 +194,29 @@ admin_token = "{ADMIN_TOKEN}"
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Run `garage server` with the config in `dir`, logging to `dir/garage.log`.
+fn spawn(dir: &std::path::Path) -> Child {
+    let bin = binary();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("garage.log"))
+        .expect("garage log");
+    Command::new(&bin)
+        .arg("-c")
+        .arg(dir.join("garage.toml"))
+        .args(["server", "--single-node", "--default-bucket"])
+        .env("GARAGE_DEFAULT_ACCESS_KEY", ACCESS_KEY)
+        .env("GARAGE_DEFAULT_SECRET_KEY", SECRET_KEY)
+        .env("GARAGE_DEFAULT_BUCKET", BUCKET)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
 }
 
 async fn health_ok(port: u16) -> bool {

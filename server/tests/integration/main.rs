@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod binary;
 mod conformance;
+mod faults;
 mod garage;
 mod large;
 mod outage;
@@ -92,6 +93,11 @@ mod s3 {
     #[actix_web::test]
     async fn storage_outage_gives_503_and_not_ready() {
         crate::outage::storage_outage_gives_503_and_not_ready(crate::support::Kind::S3).await;
+    }
+
+    #[actix_web::test]
+    async fn storage_down_while_uploads_keep_arriving() {
+        crate::outage::storage_down_while_uploads_keep_arriving(crate::support::Kind::S3).await;
     }
 
     #[actix_web::test]

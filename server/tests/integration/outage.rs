@@ -1,10 +1,14 @@
 //! Storage going away: uploads get 503 `storage_unavailable` (nothing half
-//! stored), `/readyz` turns 503, and readiness returns with the storage.
+//! stored), `/readyz` turns 503, and readiness returns with the storage; and
+//! a long S3 outage (Garage killed, restarted on the same port and data)
+//! while uploads keep arriving and are retried until stored.
+
+use std::time::{Duration, Instant};
 
 use asset_catalog_proto::ErrorCode;
 use bytes::Bytes;
 
-use crate::support::{Kind, TestServer, assert_error, sha256_hex};
+use crate::support::{Kind, TestServer, assert_error, chunk, json_of, sha256_hex};
 
 pub async fn storage_outage_gives_503_and_not_ready(kind: Kind) {
     let mut s = TestServer::start(kind).await;
@@ -65,4 +69,150 @@ pub async fn missing_bucket_is_an_outage(kind: Kind) {
         .await;
     assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
     s.stop().await;
+}
+
+/// How long storage stays down in [`storage_down_while_uploads_keep_arriving`]:
+/// 60 s (the test idles meanwhile, so it overlaps with others), 300 s with
+/// `ASSET_CATALOG_SOAK=1`.
+fn outage_length() -> Duration {
+    if std::env::var_os("ASSET_CATALOG_SOAK").is_some_and(|v| v == "1") {
+        Duration::from_secs(300)
+    } else {
+        Duration::from_secs(60)
+    }
+}
+
+/// What one client saw while retrying one upload until it succeeded.
+#[derive(Debug)]
+struct Attempts {
+    sha: String,
+    len: usize,
+    refused: usize,
+}
+
+/// PUT `body` every second until it is stored, as a client with retries
+/// would; every refusal must be 503 `storage_unavailable` with Retry-After.
+async fn upload_with_retries(
+    client: awc::Client,
+    url: String,
+    name: String,
+    body: Bytes,
+) -> Attempts {
+    let sha = sha256_hex(&body);
+    let mut refused = 0;
+    loop {
+        let res = client
+            .put(format!("{url}/v1/assets/{sha}"))
+            .insert_header(("x-asset-name", name.as_str()))
+            .send_body(body.clone())
+            .await
+            .expect("PUT");
+        let retry_after = res.headers().contains_key(awc::http::header::RETRY_AFTER);
+        let (status, json) = json_of(res).await;
+        if status == 201 {
+            return Attempts {
+                sha,
+                len: body.len(),
+                refused,
+            };
+        }
+        assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+        assert!(retry_after, "503 carries Retry-After");
+        refused += 1;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Garage killed for [`outage_length`] and restarted on the same port and
+/// data while uploads keep arriving (one every 2 s, every fourth through the
+/// multipart path): each is refused with 503 `storage_unavailable` until
+/// storage returns, `/readyz` says not ready throughout, and afterwards every
+/// upload completes, stored once, bytes intact, no multipart upload left.
+pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
+    let mut s = TestServer::start(kind).await;
+    s.upload("before.txt", b"stored before the outage").await;
+    let garage = s.garage.as_mut().expect("garage");
+    garage.kill();
+    let down = Instant::now();
+    let mut clients = Vec::new();
+    let mut readyz_checks = 0;
+    let mut i = 0u64;
+    while down.elapsed() < outage_length() {
+        let len = if i % 4 == 3 {
+            9 * 1024 * 1024 + 1
+        } else {
+            64 * 1024
+        };
+        let task = upload_with_retries(
+            s.client(),
+            s.url(""),
+            format!("during-{i}.bin"),
+            chunk(1000 + i, len),
+        );
+        clients.push(actix_web::rt::spawn(task));
+        i += 1;
+        if i % 5 == 0 {
+            let (status, json) = s.get_json("/readyz").await;
+            assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+            readyz_checks += 1;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    s.garage.as_mut().expect("garage").restart().await;
+    let back = Instant::now();
+    let mut done = Vec::new();
+    for client in clients {
+        done.push(client.await.expect("uploader"));
+    }
+    eprintln!(
+        "storage down {:?}: {} uploads, {} refusals (503), {readyz_checks} /readyz checks not ready; all stored {:?} after storage returned",
+        back - down,
+        done.len(),
+        done.iter().map(|a| a.refused).sum::<usize>(),
+        back.elapsed()
+    );
+    assert!(
+        done.iter().all(|a| a.refused > 0),
+        "each upload met the outage: {done:?}"
+    );
+    let (status, json) = s.get_json("/readyz").await;
+    assert_eq!(status, 200, "{json}");
+    let mut want = vec!["before.txt".to_string()];
+    for a in &done {
+        let (status, json) = s.get_json(&format!("/v1/assets/{}", a.sha)).await;
+        assert_eq!(
+            (status, json["size"].as_u64()),
+            (200, Some(a.len as u64)),
+            "{json}"
+        );
+        want.push(format!("{}.bin", a.sha));
+        want.push(format!("meta/{}.json", a.sha));
+    }
+    let keys = s.keys().await;
+    assert_eq!(
+        keys.len(),
+        2 * (done.len() + 1),
+        "each asset stored once: {keys:?}"
+    );
+    for a in &done {
+        let res = s
+            .client()
+            .get(s.url(&format!("/v1/assets/{}/content", a.sha)))
+            .send()
+            .await
+            .expect("GET");
+        let (status, bytes) = (res.status(), body_bytes(res).await);
+        assert_eq!((status.as_u16(), sha256_hex(&bytes)), (200, a.sha.clone()));
+    }
+    if let Some(g) = &s.garage {
+        g.wait_unfinished_multipart_uploads(0).await;
+    }
+    s.stop().await;
+}
+
+async fn body_bytes<S>(mut res: awc::ClientResponse<S>) -> Bytes
+where
+    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    res.body().limit(64 * 1024 * 1024).await.expect("body")
 }

@@ -228,15 +228,7 @@ impl TestServer {
     }
 
     pub async fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .store
-            .list(None)
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await
-            .expect("list bucket");
-        keys.sort();
-        keys
+        list_keys(self.store.as_ref()).await
     }
 
     /// Every file under the file store's directory, staging files included
@@ -311,6 +303,18 @@ impl TestServer {
         let res = self.client().get(self.url(path)).send().await.expect("GET");
         json_of(res).await
     }
+}
+
+/// Every key a listing of `store` shows, sorted.
+pub async fn list_keys(store: &dyn ObjectStore) -> Vec<String> {
+    let mut keys: Vec<String> = store
+        .list(None)
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .expect("list bucket");
+    keys.sort();
+    keys
 }
 
 pub fn client() -> awc::Client {
