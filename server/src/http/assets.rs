@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
-use super::request::{body_error, client};
+use super::request::{Object, body_error, client};
 use crate::error::ApiError;
 use crate::index::{Cursor, ListFilter};
 use crate::service::{BodyError, DEFAULT_PAGE, RawMeta, Spooled, UploadMeta};
@@ -86,9 +86,10 @@ pub(super) async fn list(
 #[tracing::instrument(skip_all, err(level = "debug", Display))]
 pub(super) async fn check(
     state: web::Data<AppState>,
-    body: web::Json<CheckBody>,
+    body: web::Json<Object<CheckBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let response = state.catalog.check(body.into_inner().hashes).await?;
+    let Object(body) = body.into_inner();
+    let response = state.catalog.check(body.hashes).await?;
     Ok(HttpResponse::Ok().json(response))
 }
 

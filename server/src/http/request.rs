@@ -1,6 +1,7 @@
 //! Reading requests: the `{sha256}` path segment, the metadata headers of an
 //! upload (percent-encoded UTF-8, see `asset_catalog_proto::decode_header_text`),
-//! Content-Length, and the body as a stream of [`BodyError`]-typed chunks.
+//! Content-Length, the body as a stream of [`BodyError`]-typed chunks, and
+//! JSON bodies that must be objects ([`Object`]).
 
 use actix_web::HttpRequest;
 use actix_web::error::PayloadError;
@@ -8,10 +9,12 @@ use actix_web::http::header;
 use asset_catalog_proto::{
     ErrorCode, HEADER_CLIENT, HEADER_MTIME, HEADER_NAME, HEADER_PATH, Sha256Hex, decode_header_text,
 };
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 use crate::error::ApiError;
 use crate::service::{BodyError, RawMeta};
@@ -115,4 +118,32 @@ fn content_type(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         )
     })?;
     Ok(mime.map(|m| m.to_string()))
+}
+
+/// A JSON body that must be an object. A derived `Deserialize` also reads a
+/// struct from an array (`[[]]` would be `{"hashes": []}`); the API takes
+/// objects only, so anything else is 400 `invalid_json`.
+#[derive(Debug)]
+pub(super) struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use asset_catalog_proto::NewSighting;
 
 use super::AppState;
-use super::request::{client, parse_hash};
+use super::request::{Object, client, parse_hash};
 use crate::error::ApiError;
 use crate::service::{RawMeta, UploadMeta};
 
@@ -14,10 +14,10 @@ pub(super) async fn post(
     state: web::Data<AppState>,
     path: web::Path<String>,
     req: HttpRequest,
-    body: web::Json<NewSighting>,
+    body: web::Json<Object<NewSighting>>,
 ) -> Result<HttpResponse, ApiError> {
     let sha = parse_hash(&path)?;
-    let NewSighting { path, name, mtime } = body.into_inner();
+    let Object(NewSighting { path, name, mtime }) = body.into_inner();
     let raw = RawMeta {
         name: Some(name),
         path: Some(path),
