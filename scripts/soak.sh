@@ -2,13 +2,13 @@
 # The long variants of the fault suite (issue 7): what CI runs in short form,
 # at soak sizes. Run it before a release, on an otherwise idle machine.
 #
-#   scripts/soak.sh               # everything (~30 min on 2 cores)
+#   scripts/soak.sh               # everything (~40 min on 2 cores)
 #   scripts/soak.sh --minutes 30  # fuzz the HTTP API for 30 minutes instead of 10
 #
 # ASSET_CATALOG_SOAK=1 switches the fault tests to their soak sizes:
 #   watcher (client/tests/e2e/faults): kill -9 rounds over more files, a
 #     several-minute server outage, an inotify overflow of 100,000 creates;
-#   server (server/tests/integration: faults, outage): storage down 60 s.
+#   server (server/tests/integration: faults, outage, storage_down): S3 down 5 minutes.
 # Then scripts/fuzz-api.sh fuzzes every route for --minutes (default 10).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,10 +35,10 @@ step "build (the tests spawn the real binaries)"
 cargo build --workspace --bins --locked
 
 step "watcher faults at soak size"
-cargo test --locked -p asset-watcher --test e2e faults -- --test-threads=1 --nocapture
+cargo test --locked -p asset-watcher --test e2e faults -- --nocapture
 
 step "server faults and storage outage at soak size"
-cargo test --locked -p asset-catalog-server --test integration -- faults outage --test-threads=1 --nocapture
+cargo test --locked -p asset-catalog-server --test integration -- faults outage storage_down --nocapture
 
 step "API fuzzing for $minutes minutes"
 scripts/fuzz-api.sh --minutes "$minutes"
