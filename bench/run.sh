@@ -12,6 +12,9 @@
 #   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
 #   bench/run.sh --no-build         # use the binaries already in target/
 #   bench/run.sh --perf --only B1   # profile our daemons (perf record) -> target/bench/perf/
+#   bench/run.sh --no-build --render target/bench/results.json
+#                                   # rewrite BENCHMARKS.md from the last run's raw results
+#                                   #   (after editing bench/findings.md); measures nothing
 #   bench/run.sh --help             # every option of the harness
 #
 # Run it on an otherwise idle machine: the load average is recorded in the report.
@@ -28,7 +31,7 @@ while [ $# -gt 0 ]; do
     --profile=*) profile="${1#--profile=}"; shift ;;
     --no-build) build=0; shift ;;
     -h|--help)
-      sed -n '2,17p' "$0"
+      sed -n '2,20p' "$0"
       echo
       exec python3 -B bench/harness --help ;;
     *) pass+=("$1"); shift ;;

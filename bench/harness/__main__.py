@@ -25,7 +25,7 @@ import scen_local
 import scen_server
 import scen_upload
 from ctx import Bins, Ctx, Params
-from results import Scenario
+from results import Comparison, Measure, Scenario
 from util import BenchError, log, stop_all
 
 ALL = ["B1", "B2", "B3", "B4", "B5", "B6"]
@@ -55,6 +55,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     help="record CPU profiles (perf record, DWARF call graphs) of the server "
                     "and the watcher into target/bench/perf/; timings and RSS are then "
                     "perturbed, so such a run is for profiling, not for BENCHMARKS.md")
+    ap.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                    help="measure nothing: write the report again from the raw results of an "
+                    "earlier run (target/bench/results.json), e.g. after editing findings.md")
     ap.add_argument("--command", default="bench/run.sh", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.only = [s.strip().upper() for s in args.only.split(",") if s.strip()]
@@ -106,8 +109,27 @@ def run_scenarios(ctx: Ctx, only: list[str]) -> list[Scenario]:
     return sorted(done, key=lambda s: s.id)
 
 
+def render_again(args) -> int:
+    """Rebuild the report from a results JSON without measuring anything."""
+    raw = json.loads(args.render.read_text())
+    # Results written before "generated" was recorded: the file's own time.
+    raw["meta"].setdefault("generated", time.strftime(
+        "%Y-%m-%d %H:%M %Z", time.localtime(args.render.stat().st_mtime)))
+    scenarios = []
+    for d in raw["scenarios"]:
+        s = Scenario(**{k: v for k, v in d.items() if k not in ("measures", "comparisons")})
+        s.measures = {k: Measure(**m) for k, m in d["measures"].items()}
+        s.comparisons = [Comparison(**c) for c in d["comparisons"]]
+        scenarios.append(s)
+    args.output.write_text(report.render(scenarios, raw["machine"], raw["versions"], raw["meta"]))
+    log(f"wrote {args.output} from {args.render} (nothing measured)")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.render:
+        return render_again(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parent = args.workdir or Path(tempfile.gettempdir())
     parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +171,8 @@ def main(argv: list[str]) -> int:
     machine["load average at end"] = "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     meta = {"command": args.command, "runs": args.runs, "quick": args.quick,
             "wall": time.monotonic() - start, "nodelay": bool(args.shim),
-            "profile": args.profile, "load_start": load_start, "perf": args.perf}
+            "profile": args.profile, "load_start": load_start, "perf": args.perf,
+            "generated": time.strftime("%Y-%m-%d %H:%M %Z")}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report.render(scenarios, machine, vers, meta))
     tag = ".quick" * args.quick + ".perf" * args.perf
