@@ -81,6 +81,7 @@ fn open_s3(config: &Config, rest: &str) -> Result<(Arc<dyn ObjectStore>, Backend
     if let Some(endpoint) = &storage.endpoint {
         builder = builder.with_endpoint(endpoint);
     }
+    builder = builder.with_unsigned_payload(!payload_signature_needed(storage.endpoint.as_deref()));
     let s3 = builder
         .build()
         .map_err(|e| StorageError::Config(format!("s3://{bucket}: {e}")))?;
@@ -97,4 +98,44 @@ fn open_s3(config: &Config, rest: &str) -> Result<(Arc<dyn ObjectStore>, Backend
         Arc::new(PrefixStore::new(s3, prefix))
     };
     Ok((store, backend))
+}
+
+/// Whether requests to `endpoint` should sign their payload (SigV4 hashes
+/// every body, a second SHA-256 pass over each upload beside the server's
+/// own). It guards against a body changed in transit, which TLS already
+/// prevents and which cannot happen on loopback; so only plain http to
+/// another host signs. (The server verifies every upload's SHA-256 itself.)
+fn payload_signature_needed(endpoint: Option<&str>) -> bool {
+    let Some(url) = endpoint.and_then(|e| url::Url::parse(e).ok()) else {
+        return false; // AWS itself: https
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        None => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::payload_signature_needed;
+
+    #[test]
+    fn only_plain_http_to_another_host_signs_payloads() {
+        for (endpoint, signs) in [
+            (None, false),
+            (Some("https://s3.example.net"), false),
+            (Some("http://127.0.0.1:3900"), false),
+            (Some("http://[::1]:3900"), false),
+            (Some("http://localhost:9000"), false),
+            (Some("http://minio.lan:9000"), true),
+            (Some("http://10.0.0.5:9000"), true),
+        ] {
+            assert_eq!(payload_signature_needed(endpoint), signs, "{endpoint:?}");
+        }
+    }
 }
