@@ -41,3 +41,43 @@ pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
     eprintln!("{test}: seed {seed} (replay with ASSET_CATALOG_FAULT_SEED={seed})");
     rand::rngs::StdRng::seed_from_u64(seed)
 }
+
+/// Files arriving during an outage: `waves` waves of `per_wave` files, the
+/// waves spread over `outage`. Returns their hashes and total size.
+pub fn arrive_in_waves(
+    home: &crate::support::Home,
+    label: &str,
+    (waves, per_wave): (u32, usize),
+    outage: std::time::Duration,
+) -> (Vec<String>, usize) {
+    use crate::support::{content, sha, write};
+    let mut want = Vec::new();
+    let mut total = 0;
+    for wave in 0..waves {
+        for i in 0..per_wave {
+            let data = content(&format!("{label}-{wave}-{i}"), 2_000 + 37 * i);
+            total += data.len();
+            want.push(sha(&data));
+            write(&home.watched.join(format!("wave{wave}/{i}.dat")), &data);
+        }
+        std::thread::sleep(outage / (waves + 1));
+    }
+    (want, total)
+}
+
+/// The watcher's log lines during an outage of `outage`: a line when the
+/// trouble starts and a summary or two a minute, never one per file.
+pub fn assert_outage_log_is_short(during: &[&str], outage: std::time::Duration) {
+    let bound = 4 + 3 * (outage.as_secs() as usize).div_ceil(60);
+    assert!(
+        during.len() <= bound,
+        "{} log lines in a {outage:?} outage (at most {bound}):\n{}",
+        during.len(),
+        during.join("\n")
+    );
+    assert!(
+        !during.iter().any(|l| l.contains("wave")),
+        "no line names a waiting file:\n{}",
+        during.join("\n")
+    );
+}

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::sized;
+use super::{arrive_in_waves, assert_outage_log_is_short, sized};
 use crate::support::{Home, Server, content, is_stored, sha, wait_stored, write};
 
 #[test]
@@ -25,18 +25,7 @@ fn faults_storage_down_the_watcher_backs_off_and_finishes_after() {
     let (status, json) = server.readyz();
     assert_eq!(status, 503, "{json}");
     assert_eq!(json["code"], "storage_unavailable", "{json}");
-    let (waves, per_wave) = (6, 10);
-    let mut want = Vec::new();
-    let mut total = 0;
-    for wave in 0..waves {
-        for i in 0..per_wave {
-            let data = content(&format!("storage-{wave}-{i}"), 3_000 + 41 * i);
-            total += data.len();
-            want.push(sha(&data));
-            write(&home.watched.join(format!("wave{wave}/{i}.dat")), &data);
-        }
-        std::thread::sleep(outage / (waves + 1));
-    }
+    let (mut want, mut total) = arrive_in_waves(&home, "storage", (6, 10), outage);
     std::thread::sleep(outage.saturating_sub(down.elapsed()));
     let refused = server.metric("asset_catalog_errors_total{code=\"storage_unavailable\"}");
     let files = want.len() as u64;
@@ -56,13 +45,7 @@ fn faults_storage_down_the_watcher_backs_off_and_finishes_after() {
     assert_eq!(server.hashes().len(), 1, "nothing half-stored meanwhile");
     let log = run.log();
     let during: Vec<&str> = log.lines().skip(lines_before).collect();
-    let bound = 4 + 3 * (outage.as_secs() as usize).div_ceil(60);
-    assert!(
-        during.len() <= bound,
-        "{} log lines in a {outage:?} outage (at most {bound}):\n{}",
-        during.len(),
-        during.join("\n")
-    );
+    assert_outage_log_is_short(&during, outage);
     assert!(
         during
             .iter()
