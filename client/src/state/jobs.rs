@@ -326,14 +326,19 @@ mod tests {
         assert_eq!(st.queue_depth().expect("depth"), 1);
     }
 
+    /// Files /w/a and /w/b observed at 10, and their two jobs, due then.
+    fn two_due_jobs(st: &State) -> Vec<Job> {
+        st.observe(Path::new("/w/a"), &stat(1, 5, 5), 10)
+            .expect("a");
+        st.observe(Path::new("/w/b"), &stat(2, 5, 5), 10)
+            .expect("b");
+        st.due_jobs(10, 10, &HashSet::new()).expect("due")
+    }
+
     #[test]
     fn jobs_ending_together_are_recorded_in_one_go_except_stale_ones() {
         let (_d, st) = open_temp();
-        st.observe(Path::new("/w/a"), &stat(1, 5, 5), 10)
-            .expect("observe");
-        st.observe(Path::new("/w/b"), &stat(2, 5, 5), 10)
-            .expect("observe");
-        let jobs = st.due_jobs(10, 10, &HashSet::new()).expect("due");
+        let jobs = two_due_jobs(&st);
         st.observe(Path::new("/w/b"), &stat(2, 6, 6), 11)
             .expect("b changed meanwhile");
         let synced = JobUpdate::Synced;
@@ -345,11 +350,7 @@ mod tests {
     #[test]
     fn retries_wait_and_failures_park_until_retry_failed() {
         let (_d, st) = open_temp();
-        st.observe(Path::new("/w/a"), &stat(1, 5, 5), 10)
-            .expect("a");
-        st.observe(Path::new("/w/b"), &stat(2, 5, 5), 10)
-            .expect("b");
-        let jobs = st.due_jobs(10, 10, &HashSet::new()).expect("due");
+        let jobs = two_due_jobs(&st);
         let retry = JobUpdate::Retry {
             error: "refused".into(),
             next_try_ms: 100,
@@ -389,11 +390,7 @@ mod tests {
     #[test]
     fn credential_failures_can_be_requeued_alone() {
         let (_d, st) = open_temp();
-        st.observe(Path::new("/w/a"), &stat(1, 5, 5), 10)
-            .expect("a");
-        st.observe(Path::new("/w/b"), &stat(2, 5, 5), 10)
-            .expect("b");
-        let jobs = st.due_jobs(10, 10, &HashSet::new()).expect("due");
+        let jobs = two_due_jobs(&st);
         let denied = JobUpdate::Failed {
             error: "server answered 401 unauthorized: no".into(),
         };
