@@ -169,20 +169,16 @@ impl Worker {
         stat: &FileStat,
         meta: &FileMeta,
     ) -> Result<(), TransferError> {
-        let missing = self.checker.is_missing(sha.clone()).await?;
+        // The hash's lock is held from before the check to the end: a second
+        // job of the same content asks the server only after the first has
+        // ended (or learns from it that the server has the content). Asking
+        // first and locking after let a "missing" answer given before the
+        // first upload landed arrive after it had landed, and the second job
+        // sent the bytes again.
         let lock = Rc::clone(self.hash_locks.borrow_mut().entry(sha.clone()).or_default());
         let result = {
             let mut known = lock.lock().await;
-            let r = if *known || !missing {
-                match self.sighting(sha, meta).await {
-                    Err(e) if e.disposition() == Disposition::NotOnServer => {
-                        self.put(job, sha, stat, meta).await
-                    }
-                    other => other,
-                }
-            } else {
-                self.put(job, sha, stat, meta).await
-            };
+            let r = self.sight_or_put(*known, job, sha, stat, meta).await;
             if r.is_ok() {
                 *known = true;
             }
@@ -192,6 +188,27 @@ impl Worker {
             self.hash_locks.borrow_mut().remove(sha);
         }
         result
+    }
+
+    /// A sighting when the content is `known` to be on the server or the
+    /// server says it has it (or is receiving it), else the bytes.
+    async fn sight_or_put(
+        &self,
+        known: bool,
+        job: &Job,
+        sha: &Sha256Hex,
+        stat: &FileStat,
+        meta: &FileMeta,
+    ) -> Result<(), TransferError> {
+        if !known && self.checker.is_missing(sha.clone()).await? {
+            return self.put(job, sha, stat, meta).await;
+        }
+        match self.sighting(sha, meta).await {
+            Err(e) if e.disposition() == Disposition::NotOnServer => {
+                self.put(job, sha, stat, meta).await
+            }
+            other => other,
+        }
     }
 
     async fn sighting(&self, sha: &Sha256Hex, meta: &FileMeta) -> Result<(), TransferError> {

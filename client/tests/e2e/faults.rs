@@ -26,13 +26,17 @@ pub fn sized<T>(ci: T, soak_size: T) -> T {
     if soak() { soak_size } else { ci }
 }
 
-/// A seeded RNG; the seed comes from `ASSET_CATALOG_FAULT_SEED` or the clock
-/// and is printed, so a failing run can be replayed.
-pub fn seeded_rng(test: &str) -> rand::rngs::StdRng {
+/// A seeded RNG; the seed is `fixed` (a regression case's), or comes from
+/// `ASSET_CATALOG_FAULT_SEED` or the clock, and is printed, so a failing run
+/// can be replayed.
+pub fn seeded_rng(test: &str, fixed: Option<u64>) -> rand::rngs::StdRng {
     use rand::SeedableRng;
-    let seed = std::env::var("ASSET_CATALOG_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
+    let seed = fixed
+        .or_else(|| {
+            std::env::var("ASSET_CATALOG_FAULT_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+        })
         .unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -3,6 +3,7 @@
 //! [`Storage`] and [`Index`]. Every operation on one hash holds that hash's
 //! lock, so concurrent uploads of the same content cannot interleave.
 
+mod inflight;
 mod locks;
 pub mod meta;
 mod spool;
@@ -25,6 +26,7 @@ use crate::storage::{
     Description, ObjectAttrs, ObjectBody, Sidecar, SidecarSighting, Storage, StorageError, keys,
 };
 
+pub use inflight::InFlight;
 pub use locks::HashLocks;
 pub use meta::{RawMeta, UploadMeta};
 pub use spool::Spooled;
@@ -82,6 +84,7 @@ struct Inner {
     storage: Storage,
     index: Index,
     locks: HashLocks,
+    inflight: InFlight,
     limits: Limits,
     metrics: Arc<Metrics>,
 }
@@ -106,6 +109,7 @@ impl Catalog {
                 storage,
                 index,
                 locks: HashLocks::default(),
+                inflight: InFlight::default(),
                 limits,
                 metrics,
             }),
@@ -143,6 +147,9 @@ impl Catalog {
         if declared_len.is_some_and(|n| n > limit) {
             return Err(ServiceError::PayloadTooLarge { limit });
         }
+        // In flight before the lock and the first body byte: from here on a
+        // check calls this hash present (see `inflight`).
+        let _arriving = self.inner.inflight.begin(&sha);
         let _guard = self.inner.locks.lock(&sha).await;
         if self.inner.index.get(&sha).await?.is_some() {
             upload::drain_verified(&sha, limit, body).await?;
@@ -234,7 +241,11 @@ impl Catalog {
             .await
     }
 
-    /// `POST /v1/assets/{sha256}/sightings`: known content seen at another place.
+    /// `POST /v1/assets/{sha256}/sightings`: known content seen at another
+    /// place. Waits for an upload of the same content under way (it holds
+    /// the hash's lock): a client that `check` told "present" because the
+    /// bytes were arriving gets that upload's outcome, the sighting recorded
+    /// or 404 when the upload failed.
     pub async fn add_sighting(
         &self,
         sha: &Sha256Hex,
@@ -246,7 +257,9 @@ impl Catalog {
         Ok(asset)
     }
 
-    /// `POST /v1/assets/check`: which of these hashes are missing.
+    /// `POST /v1/assets/check`: which of these hashes are missing — neither
+    /// indexed nor arriving in an upload under way (whose client may be
+    /// gone, but whose bytes are here; see `inflight`).
     pub async fn check(&self, hashes: Vec<String>) -> Result<CheckResponse, ServiceError> {
         if hashes.len() > MAX_CHECK_BATCH {
             return Err(ServiceError::TooManyHashes {
@@ -263,7 +276,11 @@ impl Catalog {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let asked = parsed.len();
-        let missing = self.inner.index.missing(parsed).await?;
+        // Snapshot first: an upload that ends after it is indexed by the time
+        // the index is read, so no hash falls between the two.
+        let arriving = self.inner.inflight.snapshot(&parsed);
+        let mut missing = self.inner.index.missing(parsed).await?;
+        missing.retain(|h| !arriving.contains(h));
         let present = asked.saturating_sub(missing.len()) as u64;
         if present > 0 {
             self.inner.metrics.dedup_hit(DedupVia::Check, present);

@@ -9,6 +9,7 @@ mod binary;
 mod conformance;
 mod faults;
 mod garage;
+mod inflight;
 mod large;
 mod outage;
 mod protocol;

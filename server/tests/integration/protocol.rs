@@ -22,7 +22,7 @@ async fn read_some(stream: &mut tokio::net::TcpStream) -> String {
 
 /// Open a raw `PUT /v1/assets/{sha}` with `Expect: 100-continue` and return
 /// the connection once the server answered `100 Continue` (no body sent yet).
-async fn put_until_continue(s: &TestServer, sha: &str, len: usize) -> tokio::net::TcpStream {
+pub async fn put_until_continue(s: &TestServer, sha: &str, len: usize) -> tokio::net::TcpStream {
     let mut stream = tokio::net::TcpStream::connect(s.addr)
         .await
         .expect("connect");
