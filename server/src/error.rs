@@ -167,6 +167,13 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match &e {
             StorageError::NotFound { .. } => Self::new(ErrorCode::NotFound, "no such asset"),
+            StorageError::Down(detail) => {
+                tracing::debug!(error.detail = %detail, "upload refused: object storage is down");
+                Self::new(
+                    ErrorCode::StorageUnavailable,
+                    "object storage is unavailable; retry later",
+                )
+            }
             StorageError::OutOfSpace { .. } => Self::server_side(
                 ErrorCode::InsufficientStorage,
                 "object storage is out of space",

@@ -127,6 +127,15 @@ pub struct StorageConfig {
     pub secret_access_key_credential: String,
     /// Multipart part size for large uploads (>= 5 MiB).
     pub part_size_bytes: u64,
+    /// Deadline of one storage call, retries included.
+    pub timeout_secs: u64,
+}
+
+impl StorageConfig {
+    /// [`Self::timeout_secs`] as a duration.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs)
+    }
 }
 
 /// `[index]`
@@ -193,6 +202,7 @@ impl Default for StorageConfig {
             secret_access_key_file: None,
             secret_access_key_credential: DEFAULT_SECRET_CREDENTIAL.into(),
             part_size_bytes: DEFAULT_PART_SIZE_BYTES,
+            timeout_secs: crate::storage::DEFAULT_TIMEOUT.as_secs(),
         }
     }
 }

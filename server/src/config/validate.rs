@@ -111,6 +111,12 @@ fn validate_storage(config: &Config, out: &mut Vec<String>) {
             config.server.max_upload_bytes.div_ceil(MAX_PARTS)
         ));
     }
+    if !(1..=3600).contains(&storage.timeout_secs) {
+        out.push(format!(
+            "storage.timeout_secs: {} is out of range; use 1 to 3600 (default 30, well below clients' 60 s request timeout)",
+            storage.timeout_secs
+        ));
+    }
     let url = config.storage_url();
     match url.split_once("://") {
         Some(("file", path)) if path.starts_with('/') => s3_keys_unused(storage, "file", out),

@@ -1,5 +1,7 @@
 //! The gate every request passes before a handler: header size (431),
-//! bearer token and scope (401/403), and the concurrent-upload cap (429).
+//! bearer token and scope (401/403), storage known to be down (503 for
+//! uploads, before anything else is spent on them) and the concurrent-upload
+//! cap (429).
 //!
 //! Scopes per route: `GET`/`HEAD` need `read`; `PUT`/`POST` (upload, form
 //! upload, check, sightings) need `upload`; `DELETE` needs `admin`; `admin`
@@ -16,8 +18,10 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use actix_web::{HttpMessage, ResponseError, web};
 use asset_catalog_proto::ErrorCode;
+use futures_util::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::AppState;
 use crate::auth::{Presented, Scope};
@@ -76,7 +80,7 @@ fn is_upload(method: &Method, path: &str) -> bool {
 }
 
 pub(super) async fn guard(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
@@ -108,13 +112,10 @@ pub(super) async fn guard(
         }
     }
     let _permit = if is_upload(req.method(), req.path()) {
-        match Arc::clone(&limits.uploads).try_acquire_owned() {
+        match admit_upload(&state) {
             Ok(permit) => Some(permit),
-            Err(_) => {
-                let e = ApiError::new(
-                    ErrorCode::TooManyRequests,
-                    "the server is at its limit of concurrent uploads ([server] max_concurrent_uploads); retry later",
-                );
+            Err(e) => {
+                drain(&mut req).await;
                 return Ok(reject(req, &e));
             }
         }
@@ -124,6 +125,40 @@ pub(super) async fn guard(
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
+}
+
+/// Storage first (an outage answers 503 without taking a slot), then a slot.
+fn admit_upload(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
+    state.catalog.admit_upload()?;
+    Arc::clone(&state.limits.uploads)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::TooManyRequests,
+                "the server is at its limit of concurrent uploads ([server] max_concurrent_uploads); retry later",
+            )
+        })
+}
+
+/// Most of a refused upload's body read and dropped, and for how long.
+const DRAIN_MAX: u64 = 16 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
+/// Read and drop (a bounded part of) a refused upload's body: a client that
+/// sends its whole body before it reads the answer then reads the refusal
+/// rather than a reset connection. Past the bound the connection is closed.
+async fn drain(req: &mut ServiceRequest) {
+    let mut payload = req.take_payload();
+    let mut seen = 0u64;
+    let read = async {
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen += chunk.len() as u64;
+            if seen > DRAIN_MAX {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 fn reject<B>(req: ServiceRequest, e: &ApiError) -> ServiceResponse<EitherBody<B>> {

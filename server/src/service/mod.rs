@@ -132,6 +132,13 @@ impl Catalog {
         &self.inner.metrics
     }
 
+    /// May an upload start now? `storage_unavailable` at once while storage
+    /// is known to be down (but for a trial every few seconds), so that an
+    /// outage never holds upload slots or reads bodies it cannot store.
+    pub fn admit_upload(&self) -> Result<(), ServiceError> {
+        Ok(self.inner.storage.health().admit()?)
+    }
+
     /// `PUT /v1/assets/{sha256}`: store the body if new (verified), record the sighting.
     pub async fn upload<S>(
         &self,

@@ -21,6 +21,11 @@ pub enum StorageError {
     },
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Storage is known to be down (see [`super::Health`]): the upload was
+    /// refused without a call, or a call failed again during the outage.
+    /// Logged once when the outage starts, not per request.
+    #[error("storage is down: {0}")]
+    Down(String),
     #[error("reading {key} from disk: {source}")]
     Io {
         key: String,
@@ -55,6 +60,15 @@ impl StorageError {
             )),
             other => Self::classify(key, other),
         }
+    }
+
+    /// Does this say storage is not answering (rather than answering "not
+    /// found" or "full")? Such errors mark storage down ([`super::Health`]).
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Self::Backend { .. } | Self::Unavailable(_) | Self::Down(_)
+        )
     }
 
     /// Classify an I/O error while streaming a local file.

@@ -6,6 +6,7 @@
 
 pub mod cleanup;
 mod error;
+mod health;
 pub mod keys;
 mod multipart;
 mod open;
@@ -27,6 +28,8 @@ use object_store::{
 };
 
 pub use error::StorageError;
+use health::Calls;
+pub use health::{DEFAULT_TIMEOUT, Health, TRIAL_EVERY};
 pub use multipart::MultipartWriter;
 pub use sidecar::{Description, Sidecar, SidecarSighting};
 
@@ -47,6 +50,7 @@ pub struct Storage {
     store: Arc<dyn ObjectStore>,
     backend: Backend,
     part_size: usize,
+    calls: Calls,
 }
 
 /// What is stored with an object besides its bytes.
@@ -79,11 +83,10 @@ impl Storage {
     /// Open the storage the configuration names. Does not contact it.
     pub fn open(config: &crate::Config) -> Result<Self, StorageError> {
         let (store, backend) = open::open(config)?;
-        Ok(Self::from_store(
-            store,
-            backend,
-            config.storage.part_size_bytes,
-        ))
+        Ok(
+            Self::from_store(store, backend, config.storage.part_size_bytes)
+                .with_timeout(config.storage.timeout()),
+        )
     }
 
     /// Wrap an existing store (tests keep a handle to inspect it).
@@ -93,7 +96,20 @@ impl Storage {
             store,
             backend,
             part_size,
+            calls: Calls::new(DEFAULT_TIMEOUT),
         }
+    }
+
+    /// Give every storage call this deadline, retries included.
+    #[must_use]
+    pub fn with_timeout(mut self, deadline: std::time::Duration) -> Self {
+        self.calls = Calls::new(deadline);
+        self
+    }
+
+    /// Whether storage answered its last call.
+    pub fn health(&self) -> &Health {
+        &self.calls.health
     }
 
     /// The underlying store (for tools and tests).
@@ -166,11 +182,15 @@ impl Storage {
             ..PutOptions::default()
         };
         let payload: PutPayload = chunks.into_iter().collect();
-        self.store
-            .put_opts(&ObjectPath::from(key), payload, options)
+        let path = ObjectPath::from(key);
+        let put = self.store.put_opts(&path, payload, options);
+        self.calls
+            .run(&format!("PUT {key}"), async {
+                put.await
+                    .map(drop)
+                    .map_err(|e| StorageError::classify_write(key, e))
+            })
             .await
-            .map(drop)
-            .map_err(|e| StorageError::classify_write(key, e))
     }
 
     /// Start a multipart upload to `key`; nothing is visible until `finish`.
@@ -183,12 +203,22 @@ impl Storage {
             attributes: self.attributes(attrs),
             ..PutMultipartOptions::default()
         };
+        let path = ObjectPath::from(key);
+        let start = self.store.put_multipart_opts(&path, options);
         let upload = self
-            .store
-            .put_multipart_opts(&ObjectPath::from(key), options)
-            .await
-            .map_err(|e| StorageError::classify_write(key, e))?;
-        Ok(MultipartWriter::new(key, upload, self.part_size))
+            .calls
+            .run(&format!("starting the multipart upload of {key}"), async {
+                start
+                    .await
+                    .map_err(|e| StorageError::classify_write(key, e))
+            })
+            .await?;
+        Ok(MultipartWriter::new(
+            key,
+            upload,
+            self.part_size,
+            self.calls.clone(),
+        ))
     }
 
     /// Read `key`, all of it or `range` (end exclusive).
@@ -201,29 +231,40 @@ impl Storage {
             range: range.map(GetRange::Bounded),
             ..GetOptions::default()
         };
+        let path = ObjectPath::from(key);
+        let get = self.store.get_opts(&path, options);
         let result = self
-            .store
-            .get_opts(&ObjectPath::from(key), options)
-            .await
-            .map_err(|e| StorageError::classify(key, e))?;
+            .calls
+            .run(&format!("GET {key}"), async {
+                get.await.map_err(|e| StorageError::classify(key, e))
+            })
+            .await?;
         Ok(read::into_body(key, result))
     }
 
     /// Metadata of `key`.
     pub async fn head(&self, key: &str) -> Result<ObjectMeta, StorageError> {
-        self.store
-            .head(&ObjectPath::from(key))
+        let path = ObjectPath::from(key);
+        let head = self.store.head(&path);
+        self.calls
+            .run(&format!("HEAD {key}"), async {
+                head.await.map_err(|e| StorageError::classify(key, e))
+            })
             .await
-            .map_err(|e| StorageError::classify(key, e))
     }
 
     /// Delete `key`; deleting what is not there succeeds.
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        match self.store.delete(&ObjectPath::from(key)).await {
-            Ok(()) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StorageError::classify(key, e)),
-        }
+        let path = ObjectPath::from(key);
+        let delete = self.store.delete(&path);
+        self.calls
+            .run(&format!("DELETE {key}"), async {
+                match delete.await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(StorageError::classify(key, e)),
+                }
+            })
+            .await
     }
 
     /// Write the sidecar of an asset.
@@ -250,11 +291,14 @@ impl Storage {
             head: true,
             ..GetOptions::default()
         };
+        let path = ObjectPath::from(key);
+        let head = self.store.get_opts(&path, options);
         let result = self
-            .store
-            .get_opts(&ObjectPath::from(key), options)
-            .await
-            .map_err(|e| StorageError::classify(key, e))?;
+            .calls
+            .run(&format!("HEAD {key}"), async {
+                head.await.map_err(|e| StorageError::classify(key, e))
+            })
+            .await?;
         let name = Attribute::Metadata(sidecar::DESCRIPTION_ATTRIBUTE.into());
         result
             .attributes
@@ -271,12 +315,17 @@ impl Storage {
     /// Read the sidecar of `sha`, `None` when there is none.
     pub async fn get_sidecar(&self, sha: &Sha256Hex) -> Result<Option<Sidecar>, StorageError> {
         let key = keys::sidecar_key(sha);
-        let body = match self.store.get(&ObjectPath::from(key.as_str())).await {
-            Ok(result) => result.bytes().await,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => Err(e),
-        }
-        .map_err(|e| StorageError::classify(&key, e))?;
+        let read = async {
+            match self.store.get(&ObjectPath::from(key.as_str())).await {
+                Ok(result) => result.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+            .map_err(|e| StorageError::classify(&key, e))
+        };
+        let Some(body) = self.calls.run(&format!("GET {key}"), read).await? else {
+            return Ok(None);
+        };
         serde_json::from_slice(&body)
             .map(Some)
             .map_err(|e| StorageError::BadSidecar {
@@ -296,6 +345,10 @@ impl Storage {
     /// Cheap liveness check: one listing of a prefix that holds nothing.
     /// (A HEAD cannot tell a missing bucket from a missing key; a LIST can.)
     pub async fn probe(&self) -> Result<(), StorageError> {
+        self.calls.run("the storage probe", self.probe_once()).await
+    }
+
+    async fn probe_once(&self) -> Result<(), StorageError> {
         if let Backend::File(dir) = &self.backend {
             let meta = tokio::fs::metadata(dir)
                 .await

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use object_store::{MultipartUpload, WriteMultipart};
 
 use super::StorageError;
+use super::health::Calls;
 
 /// Parts uploading concurrently per upload.
 pub const PARTS_IN_FLIGHT: usize = 2;
@@ -17,13 +18,20 @@ pub const PARTS_IN_FLIGHT: usize = 2;
 pub struct MultipartWriter {
     key: String,
     inner: Option<WriteMultipart>,
+    calls: Calls,
 }
 
 impl MultipartWriter {
-    pub(super) fn new(key: &str, upload: Box<dyn MultipartUpload>, part_size: usize) -> Self {
+    pub(super) fn new(
+        key: &str,
+        upload: Box<dyn MultipartUpload>,
+        part_size: usize,
+        calls: Calls,
+    ) -> Self {
         Self {
             key: key.to_string(),
             inner: Some(WriteMultipart::new_with_chunk_size(upload, part_size)),
+            calls,
         }
     }
 
@@ -33,14 +41,19 @@ impl MultipartWriter {
         })
     }
 
-    /// Append bytes; waits while too many parts are in flight (back-pressure).
+    /// Append bytes; waits while too many parts are in flight (back-pressure),
+    /// at most the storage deadline for a part to finish.
     pub async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         let key = self.key.clone();
+        let calls = self.calls.clone();
         let writer = self.writer()?;
-        writer
-            .wait_for_capacity(PARTS_IN_FLIGHT)
-            .await
-            .map_err(|e| StorageError::classify_write(&key, e))?;
+        let capacity = async {
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
+                .await
+                .map_err(|e| StorageError::classify_write(&key, e))
+        };
+        calls.run(&format!("a part of {key}"), capacity).await?;
         writer.put(chunk);
         Ok(())
     }
@@ -53,11 +66,17 @@ impl MultipartWriter {
                 self.key
             )));
         };
-        writer
-            .finish()
+        let key = &self.key;
+        let finish = async {
+            writer
+                .finish()
+                .await
+                .map(drop)
+                .map_err(|e| StorageError::classify_write(key, e))
+        };
+        self.calls
+            .run(&format!("completing the multipart upload of {key}"), finish)
             .await
-            .map(drop)
-            .map_err(|e| StorageError::classify_write(&self.key, e))
     }
 
     /// Abandon the upload and remove the parts sent so far.

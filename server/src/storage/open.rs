@@ -58,15 +58,18 @@ fn open_s3(config: &Config, rest: &str) -> Result<(Arc<dyn ObjectStore>, Backend
         .access_key_id
         .clone()
         .ok_or_else(|| StorageError::Config("storage.access_key_id is not set".into()))?;
-    // Fail fast enough for a client to retry, rather than object_store's 3 minutes.
+    // Every call, retries included, ends within `timeout_secs` (the storage
+    // layer enforces it too): fail fast enough for a client to retry, rather
+    // than object_store's 3 minutes.
+    let deadline = storage.timeout();
     let retry = RetryConfig {
         max_retries: 3,
-        retry_timeout: Duration::from_secs(30),
+        retry_timeout: deadline / 2,
         ..RetryConfig::default()
     };
     let client = ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(120));
+        .with_connect_timeout(Duration::from_secs(5).min(deadline))
+        .with_timeout(deadline);
     // Client options first: `with_client_options` replaces them wholesale,
     // including the allow_http flag set below.
     let mut builder = AmazonS3Builder::new()

@@ -102,6 +102,16 @@ mod s3 {
     }
 
     #[actix_web::test]
+    async fn an_outage_never_fills_the_upload_slots() {
+        crate::outage::an_outage_never_fills_the_upload_slots(crate::support::Kind::S3).await;
+    }
+
+    #[actix_web::test]
+    async fn a_storage_that_never_answers_is_cut_off() {
+        crate::outage::a_storage_that_never_answers_is_cut_off(crate::support::Kind::S3).await;
+    }
+
+    #[actix_web::test]
     async fn missing_bucket_is_an_outage() {
         crate::outage::missing_bucket_is_an_outage(crate::support::Kind::S3).await;
     }

@@ -207,6 +207,84 @@ pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
     s.stop().await;
 }
 
+/// One PUT of `body`: its status, JSON and whether it carried Retry-After.
+async fn put_once(s: &TestServer, name: String, body: Bytes) -> (u16, serde_json::Value, bool) {
+    let res = s
+        .client()
+        .put(s.url(&format!("/v1/assets/{}", sha256_hex(&body))))
+        .insert_header(("x-asset-name", name))
+        .send_body(body)
+        .await
+        .expect("PUT");
+    let retry_after = res.headers().contains_key(awc::http::header::RETRY_AFTER);
+    let (status, json) = json_of(res).await;
+    (status, json, retry_after)
+}
+
+/// Once an upload has found S3 down, waves of uploads, four times as many
+/// at once as the server has upload slots: every one is told 503
+/// `storage_unavailable` with Retry-After, never 429 (the slots stay free),
+/// and uploads work as soon as storage is back.
+pub async fn an_outage_never_fills_the_upload_slots(kind: Kind) {
+    const SLOTS: usize = 4;
+    let mut s = TestServer::start_with(kind, |c| c.server.max_concurrent_uploads = SLOTS).await;
+    s.upload("before.txt", BEFORE).await;
+    s.garage.as_mut().expect("garage").kill();
+    // The first upload finds the outage (after object_store's retries).
+    let (status, json, _) = put_once(&s, "first.bin".into(), chunk(99, 1000)).await;
+    assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+    let mut refused = 1;
+    for wave in 0..5u64 {
+        let puts = (0..4 * SLOTS as u64).map(|i| {
+            let len = if i % 4 == 3 { 9 << 20 } else { 64 << 10 };
+            put_once(&s, format!("w{wave}-{i}.bin"), chunk(wave * 100 + i, len))
+        });
+        for (status, json, retry_after) in futures_util::future::join_all(puts).await {
+            assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+            assert!(retry_after, "503 carries Retry-After");
+            refused += 1;
+        }
+    }
+    eprintln!("{refused} uploads during the outage, each 503 storage_unavailable");
+    s.garage.as_mut().expect("garage").restart().await;
+    let (status, json) = s.get_json("/readyz").await;
+    assert_eq!(status, 200, "{json}");
+    s.upload("after.txt", b"stored after the outage").await;
+    s.stop().await;
+}
+
+/// An S3 endpoint that accepts connections and never answers: each storage
+/// call ends at `[storage] timeout_secs`, the upload gets 503, and while
+/// storage is known to be down the next uploads are refused at once.
+pub async fn a_storage_that_never_answers_is_cut_off(kind: Kind) {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", hole.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in hole.incoming().take(64) {
+            held.push(conn); // accepted, never read or answered
+        }
+    });
+    let s = TestServer::start_unready(kind, |c| {
+        c.storage.endpoint = Some(endpoint);
+        c.storage.timeout_secs = 2;
+    })
+    .await;
+    let first = Instant::now();
+    let (status, json, _) = put_once(&s, "a.bin".into(), chunk(1, 1000)).await;
+    assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+    let first = first.elapsed();
+    for i in 2..10 {
+        let (status, json, retry_after) = put_once(&s, format!("{i}.bin"), chunk(i, 1000)).await;
+        assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+        assert!(retry_after);
+    }
+    let (status, json) = s.get_json("/readyz").await;
+    assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+    eprintln!("first upload refused after {first:?} (deadline 2 s), the next 8 at once");
+    s.stop().await;
+}
+
 async fn body_bytes<S>(mut res: awc::ClientResponse<S>) -> Bytes
 where
     S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
