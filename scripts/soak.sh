@@ -10,6 +10,10 @@
 #     several-minute server outage, an inotify overflow of 100,000 creates;
 #   server (server/tests/integration: faults, outage, storage_down): S3 down 5 minutes.
 # Then scripts/fuzz-api.sh fuzzes every route for --minutes (default 10).
+# Every step runs even when an earlier one fails; the failures are listed at
+# the end and the exit status is 1 if there was any.
+# ASSET_CATALOG_FAULT_SEED=N replays the random kill points of a run (each
+# fault test prints its seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +22,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="${2:-}"; shift 2 || shift ;;
     --minutes=*) minutes="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "soak.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -26,6 +30,20 @@ case "$minutes" in ''|*[!0-9]*|0) echo "soak.sh: --minutes needs a whole number 
 
 step() { printf '\n==> %s\n' "$*"; }
 start=$(date +%s)
+failed=()
+# Run one step; a failure is recorded and reported at the end, so one
+# failing step never hides the others.
+run() {
+  local name="$1"; shift
+  step "$name"
+  local t0=$(date +%s)
+  if "$@"; then
+    printf '==> %s: passed in %ss\n' "$name" "$(( $(date +%s) - t0 ))"
+  else
+    printf '==> %s: FAILED (exit %s) after %ss\n' "$name" "$?" "$(( $(date +%s) - t0 ))"
+    failed+=("$name")
+  fi
+}
 
 GARAGE_BIN=$(scripts/install-garage.sh)
 export GARAGE_BIN
@@ -34,13 +52,17 @@ export ASSET_CATALOG_SOAK=1
 step "build (the tests spawn the real binaries)"
 cargo build --workspace --bins --locked
 
-step "watcher faults at soak size"
-cargo test --locked -p asset-watcher --test e2e faults -- --nocapture
+run "watcher faults at soak size" \
+  cargo test --locked -p asset-watcher --test e2e faults -- --nocapture
+run "server faults and storage outage at soak size" \
+  cargo test --locked -p asset-catalog-server --test integration -- faults outage storage_down --nocapture
+run "API fuzzing for $minutes minutes" \
+  scripts/fuzz-api.sh --minutes "$minutes"
 
-step "server faults and storage outage at soak size"
-cargo test --locked -p asset-catalog-server --test integration -- faults outage storage_down --nocapture
-
-step "API fuzzing for $minutes minutes"
-scripts/fuzz-api.sh --minutes "$minutes"
-
-printf '\nsoak passed in %ss\n' "$(( $(date +%s) - start ))"
+elapsed=$(( $(date +%s) - start ))
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\nsoak FAILED in %ss: %s step(s) failed:\n' "$elapsed" "${#failed[@]}"
+  printf '  - %s\n' "${failed[@]}"
+  exit 1
+fi
+printf '\nsoak passed in %ss\n' "$elapsed"
