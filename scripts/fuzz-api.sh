@@ -41,7 +41,7 @@ fi
 echo "==> building the server (debug)"
 # Exactly test.sh's build (same packages, so the same features): a no-op there.
 cargo build --quiet --locked --workspace --bins
-server="$PWD/target/debug/asset-catalog-server"
+server="${CARGO_TARGET_DIR:-$PWD/target}/debug/asset-catalog-server"
 out="$PWD/target/fuzz-api"
 rm -rf "$out"
 mkdir -p "$out"

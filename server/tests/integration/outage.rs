@@ -3,6 +3,8 @@
 //! a long S3 outage (Garage killed, restarted on the same port and data)
 //! while uploads keep arriving and are retried until stored.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use asset_catalog_proto::ErrorCode;
@@ -90,19 +92,25 @@ struct Attempts {
     sha: String,
     len: usize,
     refused: usize,
+    /// 429s after storage was back: the server at its upload cap when every
+    /// waiting client retried at once.
+    at_cap: usize,
 }
 
 /// PUT `body` every second until it is stored, as a client with retries
-/// would; every refusal must be 503 `storage_unavailable` with Retry-After.
+/// would; while storage is down every refusal must be 503
+/// `storage_unavailable` with Retry-After (never 429: an outage holds no
+/// upload slots); once `back` is set, 429 at the cap is load shedding.
 async fn upload_with_retries(
     client: awc::Client,
     url: String,
-    name: String,
-    body: Bytes,
+    (name, body): (String, Bytes),
+    back: Arc<AtomicBool>,
 ) -> Attempts {
     let sha = sha256_hex(&body);
-    let mut refused = 0;
+    let (mut refused, mut at_cap) = (0, 0);
     loop {
+        let storage_back = back.load(Ordering::SeqCst);
         let res = client
             .put(format!("{url}/v1/assets/{sha}"))
             .insert_header(("x-asset-name", name.as_str()))
@@ -116,9 +124,15 @@ async fn upload_with_retries(
                 sha,
                 len: body.len(),
                 refused,
+                at_cap,
             };
         }
-        assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+        if storage_back && status == 429 {
+            assert_error(status, &json, 429, ErrorCode::TooManyRequests);
+            at_cap += 1;
+        } else {
+            assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
+        }
         assert!(retry_after, "503 carries Retry-After");
         refused += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -137,6 +151,7 @@ pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
     garage.kill();
     let down = Instant::now();
     let mut clients = Vec::new();
+    let storage_back = Arc::new(AtomicBool::new(false));
     let mut readyz_checks = 0;
     let mut i = 0u64;
     while down.elapsed() < outage_length() {
@@ -148,8 +163,8 @@ pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
         let task = upload_with_retries(
             s.client(),
             s.url(""),
-            format!("during-{i}.bin"),
-            chunk(1000 + i, len),
+            (format!("during-{i}.bin"), chunk(1000 + i, len)),
+            Arc::clone(&storage_back),
         );
         clients.push(actix_web::rt::spawn(task));
         i += 1;
@@ -160,6 +175,8 @@ pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+    // Set before the restart: a 429 can only come once storage answers.
+    storage_back.store(true, Ordering::SeqCst);
     s.garage.as_mut().expect("garage").restart().await;
     let back = Instant::now();
     let mut done = Vec::new();
@@ -167,11 +184,12 @@ pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
         done.push(client.await.expect("uploader"));
     }
     eprintln!(
-        "storage down {:?}: {} uploads, {} refusals (503), {readyz_checks} /readyz checks not ready; all stored {:?} after storage returned",
+        "storage down {:?}: {} uploads, {} refusals (503), {readyz_checks} /readyz checks not ready; all stored {:?} after storage returned ({} answers 429 at the upload cap as they all retried at once)",
         back - down,
         done.len(),
-        done.iter().map(|a| a.refused).sum::<usize>(),
-        back.elapsed()
+        done.iter().map(|a| a.refused - a.at_cap).sum::<usize>(),
+        back.elapsed(),
+        done.iter().map(|a| a.at_cap).sum::<usize>()
     );
     assert!(
         done.iter().all(|a| a.refused > 0),
