@@ -111,14 +111,7 @@ async fn upload_with_retries(
     let (mut refused, mut at_cap) = (0, 0);
     loop {
         let storage_back = back.load(Ordering::SeqCst);
-        let res = client
-            .put(format!("{url}/v1/assets/{sha}"))
-            .insert_header(("x-asset-name", name.as_str()))
-            .send_body(body.clone())
-            .await
-            .expect("PUT");
-        let retry_after = res.headers().contains_key(awc::http::header::RETRY_AFTER);
-        let (status, json) = json_of(res).await;
+        let (status, json, retry_after) = put_once(&client, &url, name.clone(), body.clone()).await;
         if status == 201 {
             return Attempts {
                 sha,
@@ -225,11 +218,16 @@ pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
     s.stop().await;
 }
 
-/// One PUT of `body`: its status, JSON and whether it carried Retry-After.
-async fn put_once(s: &TestServer, name: String, body: Bytes) -> (u16, serde_json::Value, bool) {
-    let res = s
-        .client()
-        .put(s.url(&format!("/v1/assets/{}", sha256_hex(&body))))
+/// One PUT of `body` to the server at `url`: its status, JSON and whether
+/// it carried Retry-After.
+async fn put_once(
+    client: &awc::Client,
+    url: &str,
+    name: String,
+    body: Bytes,
+) -> (u16, serde_json::Value, bool) {
+    let res = client
+        .put(format!("{url}/v1/assets/{}", sha256_hex(&body)))
         .insert_header(("x-asset-name", name))
         .send_body(body)
         .await
@@ -249,13 +247,19 @@ pub async fn an_outage_never_fills_the_upload_slots(kind: Kind) {
     s.upload("before.txt", BEFORE).await;
     s.garage.as_mut().expect("garage").kill();
     // The first upload finds the outage (after object_store's retries).
-    let (status, json, _) = put_once(&s, "first.bin".into(), chunk(99, 1000)).await;
+    let (client, url) = (s.client(), s.url(""));
+    let (status, json, _) = put_once(&client, &url, "first.bin".into(), chunk(99, 1000)).await;
     assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
     let mut refused = 1;
     for wave in 0..5u64 {
         let puts = (0..4 * SLOTS as u64).map(|i| {
             let len = if i % 4 == 3 { 9 << 20 } else { 64 << 10 };
-            put_once(&s, format!("w{wave}-{i}.bin"), chunk(wave * 100 + i, len))
+            put_once(
+                &client,
+                &url,
+                format!("w{wave}-{i}.bin"),
+                chunk(wave * 100 + i, len),
+            )
         });
         for (status, json, retry_after) in futures_util::future::join_all(puts).await {
             assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
@@ -289,11 +293,13 @@ pub async fn a_storage_that_never_answers_is_cut_off(kind: Kind) {
     })
     .await;
     let first = Instant::now();
-    let (status, json, _) = put_once(&s, "a.bin".into(), chunk(1, 1000)).await;
+    let (client, url) = (s.client(), s.url(""));
+    let (status, json, _) = put_once(&client, &url, "a.bin".into(), chunk(1, 1000)).await;
     assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
     let first = first.elapsed();
     for i in 2..10 {
-        let (status, json, retry_after) = put_once(&s, format!("{i}.bin"), chunk(i, 1000)).await;
+        let (status, json, retry_after) =
+            put_once(&client, &url, format!("{i}.bin"), chunk(i, 1000)).await;
         assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
         assert!(retry_after);
     }
