@@ -49,6 +49,18 @@ pub enum ErrorCode {
     IndexUnavailable,
     /// Anything else; details are in the server log.
     Internal,
+    /// The token's stored-bytes quota (`token create --max-bytes`) would be
+    /// exceeded: 403 when this upload would push the total over it, 413 when
+    /// the upload alone is larger than the whole quota.
+    QuotaExceeded,
+    /// The token's uploads-per-minute limit (`token create --rate`) was
+    /// reached; 429 with `Retry-After`.
+    RateLimited,
+    /// The asset already has `[limits] max_sightings_per_asset` sightings;
+    /// the content is stored, this further path is not recorded.
+    TooManySightings,
+    /// The token is bound to another client id (`token create --client`).
+    WrongClient,
 }
 
 impl ErrorCode {
@@ -76,6 +88,10 @@ impl ErrorCode {
             Self::InsufficientStorage => "insufficient_storage",
             Self::IndexUnavailable => "index_unavailable",
             Self::Internal => "internal",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::RateLimited => "rate_limited",
+            Self::TooManySightings => "too_many_sightings",
+            Self::WrongClient => "wrong_client",
         }
     }
 }
@@ -105,6 +121,10 @@ mod tests {
             ErrorCode::StorageUnavailable,
             ErrorCode::RouteNotFound,
             ErrorCode::Internal,
+            ErrorCode::QuotaExceeded,
+            ErrorCode::RateLimited,
+            ErrorCode::TooManySightings,
+            ErrorCode::WrongClient,
         ] {
             let json = serde_json::to_string(&code).expect("serialize");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -37,14 +37,24 @@ pub struct Sighting {
     pub mtime: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub seen_at: OffsetDateTime,
+    /// Id of the token that reported it (shown to admin tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
-/// `GET /v1/assets/{sha256}`: the asset and every sighting of it.
+/// `GET /v1/assets/{sha256}`: the asset and one page of its sightings,
+/// most recent first (`sighting_count` is the total).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssetDetail {
     #[serde(flatten)]
     pub asset: Asset,
     pub sightings: Vec<Sighting>,
+    /// Pass as `?sightings_cursor=` for the next page; absent on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sightings_cursor: Option<String>,
+    /// Id of the token whose upload stored it (shown to admin tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_by: Option<String>,
 }
 
 /// `GET /v1/assets`: one page of assets, newest first.
@@ -111,6 +121,8 @@ mod tests {
         let d = AssetDetail {
             asset,
             sightings: vec![],
+            sightings_cursor: Some("ab".into()),
+            uploaded_by: Some("0123456789ab".into()),
         };
         let v: serde_json::Value = serde_json::to_value(&d).expect("to json");
         assert_eq!(v["size"], 3);

@@ -187,6 +187,7 @@ fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], found: Option<Found>) -> Re
     }) = usable
     {
         let sighting = d.first_sighting.map(|f| SightingRecord {
+            token: None,
             client: f.client,
             path: f.path,
             name: f.name,
@@ -194,6 +195,7 @@ fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], found: Option<Found>) -> Re
             seen_at: d.first_seen,
         });
         let asset = NewAsset {
+            uploaded_by: None,
             sha256: sha.clone(),
             key,
             size,
@@ -214,6 +216,7 @@ fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], found: Option<Found>) -> Re
     let first_seen =
         OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let asset = NewAsset {
+        uploaded_by: None,
         sha256: sha.clone(),
         name: key.clone(),
         key,

@@ -68,8 +68,17 @@ pub enum TokenCommand {
         /// upload, read or admin (admin implies the others); repeat for several
         #[arg(long = "scope", required = true, value_name = "SCOPE")]
         scopes: Vec<crate::auth::Scope>,
+        /// Bind the token to this client id: requests naming another client are refused
+        #[arg(long, value_name = "ID")]
+        client: Option<String>,
+        /// Most bytes of new content the token may store, e.g. 500GiB (duplicates are free)
+        #[arg(long, value_name = "SIZE")]
+        max_bytes: Option<bytesize::ByteSize>,
+        /// Most uploads the token may start per minute
+        #[arg(long, value_name = "N")]
+        rate: Option<u32>,
     },
-    /// List tokens: id, name, scopes, created, last used, revoked
+    /// List tokens: id, name, scopes, limits, created, last used, revoked
     List,
     /// Revoke a token by id (the running server refuses it from the next request)
     Revoke {

@@ -21,6 +21,10 @@ pub struct ApiError {
     message: String,
     /// For 416: the full size, sent as `Content-Range: bytes */size`.
     range_size: Option<u64>,
+    /// Seconds for `Retry-After` (503 and 429 get 5 unless set).
+    retry_after: Option<u64>,
+    /// `quota_exceeded` for an upload larger than the whole quota: 413, not 403.
+    larger_than_quota: bool,
 }
 
 impl ApiError {
@@ -29,7 +33,15 @@ impl ApiError {
             code,
             message: message.into(),
             range_size: None,
+            retry_after: None,
+            larger_than_quota: false,
         }
+    }
+
+    /// Send `Retry-After: secs` with this error.
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn code(&self) -> ErrorCode {
@@ -67,7 +79,11 @@ impl ResponseError for ApiError {
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::Forbidden | ErrorCode::WrongClient => StatusCode::FORBIDDEN,
+            ErrorCode::QuotaExceeded if self.larger_than_quota => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::QuotaExceeded => StatusCode::FORBIDDEN,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManySightings => StatusCode::CONFLICT,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -86,7 +102,8 @@ impl ResponseError for ApiError {
             status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         ) {
-            builder.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            let secs = self.retry_after.unwrap_or(5);
+            builder.insert_header((header::RETRY_AFTER, HeaderValue::from(secs)));
         }
         if status == StatusCode::UNAUTHORIZED {
             builder.insert_header((
@@ -122,6 +139,12 @@ impl From<ServiceError> for ApiError {
                 ErrorCode::RequestTimeout,
                 format!("the request body stalled for {secs} s; nothing was stored"),
             ),
+            ServiceError::Body(e @ (BodyError::TooSlow { .. } | BodyError::Deadline(_))) => {
+                Self::new(
+                    ErrorCode::RequestTimeout,
+                    format!("{e}; nothing was stored"),
+                )
+            }
             ServiceError::Body(e @ BodyError::Malformed(_)) => {
                 Self::new(ErrorCode::BadRequest, e.to_string())
             }
@@ -139,6 +162,20 @@ impl From<ServiceError> for ApiError {
                     format!("the range is outside the {size}-byte content"),
                 )
             },
+            e @ ServiceError::WrongClient { .. } => {
+                Self::new(ErrorCode::WrongClient, e.to_string())
+            }
+            ServiceError::QuotaExceeded { max, size, .. } => Self {
+                larger_than_quota: size > max,
+                ..Self::new(ErrorCode::QuotaExceeded, e.to_string())
+            },
+            ServiceError::RateLimited { retry_after, .. } => {
+                Self::new(ErrorCode::RateLimited, e.to_string()).retry_after(retry_after)
+            }
+            e @ ServiceError::TooManySightings { .. } => {
+                Self::new(ErrorCode::TooManySightings, e.to_string())
+            }
+            e @ ServiceError::Busy { .. } => Self::new(ErrorCode::TooManyRequests, e.to_string()),
             ServiceError::Storage(e) => e.into(),
             ServiceError::Index(e) => e.into(),
             ServiceError::Spool(e) if is_disk_full(&e) => Self::server_side(

@@ -143,7 +143,10 @@ fn export_index(cli: &Cli, file: &std::path::Path) -> Result<()> {
 
 fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {
     use asset_catalog_server::auth::Scopes;
+    use asset_catalog_server::index::TokenLimits;
     let (config, _) = load(cli)?;
+    // Before the runtime starts its threads (see `become_owner`).
+    token_admin::become_owner(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fmt_time = |t: time::OffsetDateTime| {
         t.replace_nanosecond(0)
@@ -155,27 +158,40 @@ fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {
             .unwrap_or_default()
     };
     match command {
-        TokenCommand::Create { name, scopes } => {
+        TokenCommand::Create {
+            name,
+            scopes,
+            client,
+            max_bytes,
+            rate,
+        } => {
             let scopes = Scopes::new(scopes.clone());
-            let token = runtime.block_on(token_admin::create(&config, name, &scopes))?;
+            let limits = TokenLimits {
+                client: client.clone(),
+                max_bytes: max_bytes.map(|b| b.as_u64()),
+                rate_per_min: *rate,
+            };
+            let token = runtime.block_on(token_admin::create(&config, name, &scopes, &limits))?;
             eprintln!(
-                "created token {} ({name}, scopes {scopes}); it is shown only now, store it safely:",
-                token.id
+                "created token {} ({name}, scopes {scopes}, {}); it is shown only now, store it safely:",
+                token.id,
+                token_admin::describe_limits(&limits, None)
             );
             println!("{}", token.text);
         }
         TokenCommand::List => {
             let rows = runtime.block_on(token_admin::list(&config))?;
             println!(
-                "{:<12}  {:<20}  {:<18}  {:<20}  {:<20}  REVOKED",
-                "ID", "NAME", "SCOPES", "CREATED", "LAST USED"
+                "{:<12}  {:<20}  {:<18}  {:<36}  {:<20}  {:<20}  REVOKED",
+                "ID", "NAME", "SCOPES", "LIMITS", "CREATED", "LAST USED"
             );
             for r in rows {
                 println!(
-                    "{:<12}  {:<20}  {:<18}  {:<20}  {:<20}  {}",
+                    "{:<12}  {:<20}  {:<18}  {:<36}  {:<20}  {:<20}  {}",
                     r.id,
                     r.name,
                     r.scopes.to_string(),
+                    token_admin::describe_limits(&r.limits, Some(r.stored_bytes)),
                     fmt_time(r.created),
                     r.last_used.map(fmt_time).unwrap_or_else(|| "never".into()),
                     r.revoked.map(fmt_time).unwrap_or_else(|| "-".into())

@@ -29,9 +29,9 @@ struct CodeLabels {
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
-    status: String,
+    method: &'static str,
+    route: &'static str,
+    status: u16,
 }
 
 /// Where a dedup hit was noticed.
@@ -54,6 +54,7 @@ pub struct Metrics {
     dedup_hits: Family<ViaLabels, Counter>,
     errors: Family<CodeLabels, Counter>,
     requests: Family<RequestLabels, Histogram>,
+    readiness_probes: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -100,7 +101,14 @@ impl Metrics {
             Unit::Seconds,
             requests.clone(),
         );
+        let readiness_probes = Counter::default();
+        registry.register(
+            "readiness_probes",
+            "Readiness probes of storage and index run (each answers /readyz for about a second)",
+            readiness_probes.clone(),
+        );
         Self {
+            readiness_probes,
             registry,
             uploads,
             upload_bytes,
@@ -137,6 +145,11 @@ impl Metrics {
         self.dedup_hits.get_or_create(&ViaLabels { via }).inc_by(n);
     }
 
+    /// Storage and index were probed for readiness.
+    pub fn readiness_probe(&self) {
+        self.readiness_probes.inc();
+    }
+
     /// An error response with `code` was sent.
     pub fn error(&self, code: ErrorCode) {
         self.errors
@@ -146,13 +159,21 @@ impl Metrics {
             .inc();
     }
 
-    /// A request finished.
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// A request finished. Labels are `'static` on purpose: callers map what
+    /// a client sent onto a fixed set ([`method_label`], the route patterns),
+    /// so no request can add a series.
+    pub fn observe_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        seconds: f64,
+    ) {
         self.requests
             .get_or_create(&RequestLabels {
-                method: method.to_string(),
-                route: route.to_string(),
-                status: status.to_string(),
+                method,
+                route,
+                status,
             })
             .observe(seconds);
     }
@@ -166,9 +187,33 @@ impl Metrics {
     }
 }
 
+/// The `method` label: the methods the API serves, anything else `other`.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        use actix_web::http::Method;
+        for m in ["BREW", "PROPFIND", "get", "PATCH", "TRACE", "CONNECT"] {
+            let method = Method::from_bytes(m.as_bytes()).expect("token");
+            assert_eq!(method_label(&method), "other", "{m}");
+        }
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+    }
 
     #[test]
     fn exposition_names() {

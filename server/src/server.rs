@@ -145,6 +145,8 @@ async fn open_catalog(
     let limits = Limits {
         max_upload_bytes: config.server.max_upload_bytes,
         spool_dir: spool,
+        max_sightings: config.server.max_sightings_per_asset,
+        same_hash_wait: Duration::from_secs(config.server.same_hash_wait_secs),
     };
     Ok(Catalog::new(storage, index, limits, metrics))
 }
@@ -162,7 +164,7 @@ fn remove_crash_leftovers(storage: &Storage, spool: &std::path::Path) {
 
 fn describe(r: &Readiness) -> String {
     match (&r.storage, &r.index) {
-        (Ok(()), Ok(n)) => format!("{n} assets"),
+        (Ok(()), Ok(())) => "ready".into(),
         (Err(e), _) => format!("storage: {e}"),
         (_, Err(e)) => format!("index: {e}"),
     }
@@ -174,9 +176,9 @@ async fn announce_ready(catalog: Catalog, addr: SocketAddr) {
     loop {
         match tokio::time::timeout(PROBE_TIMEOUT, catalog.readiness()).await {
             Ok(r) if r.is_ready() => {
+                let assets = catalog.index().count().await.unwrap_or_default();
                 let line = format!(
-                    "serving on {addr}: {}, storage {}",
-                    describe(&r),
+                    "serving on {addr}: {assets} assets, storage {}",
                     catalog.storage().describe()
                 );
                 tracing::info!("ready: {line}");

@@ -81,6 +81,15 @@ pub struct ServerConfig {
     pub body_stall_timeout_secs: u64,
     /// Uploads (PUT and form POST) served at once; more get 429 with Retry-After.
     pub max_concurrent_uploads: usize,
+    /// Least average rate of an upload body over 10 s of waiting for it; slower gets 408 (0: off).
+    pub min_upload_bytes_per_sec: u64,
+    /// Longest one upload may take in all; longer gets 408.
+    pub upload_deadline_secs: u64,
+    /// Longest a request waits for another on the same content (an upload
+    /// of the same bytes); longer gets 429 with Retry-After.
+    pub same_hash_wait_secs: u64,
+    /// Places (client, path) recorded per asset; more get 409 `too_many_sightings`.
+    pub max_sightings_per_asset: u64,
 }
 
 /// `[auth]`
@@ -186,6 +195,10 @@ impl Default for ServerConfig {
             request_head_timeout_secs: 10,
             body_stall_timeout_secs: 60,
             max_concurrent_uploads: 64,
+            min_upload_bytes_per_sec: 1024,
+            upload_deadline_secs: 24 * 3600,
+            same_hash_wait_secs: 30,
+            max_sightings_per_asset: 10_000,
         }
     }
 }

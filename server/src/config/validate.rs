@@ -59,6 +59,12 @@ fn validate_exposure(config: &Config, out: &mut Vec<String>) {
             "server.max_concurrent_uploads",
             server.max_concurrent_uploads as u64,
         ),
+        ("server.upload_deadline_secs", server.upload_deadline_secs),
+        ("server.same_hash_wait_secs", server.same_hash_wait_secs),
+        (
+            "server.max_sightings_per_asset",
+            server.max_sightings_per_asset,
+        ),
     ] {
         if value == 0 {
             out.push(format!("{key}: must be greater than 0"));

@@ -4,15 +4,27 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use serde::Deserialize;
+
 use super::AppState;
-use super::request::{body_stream, content_length, parse_hash, raw_meta};
+use super::pace::paced;
+use super::request::{content_length, parse_hash, raw_meta};
 use crate::error::ApiError;
-use crate::service::UploadMeta;
+use crate::service::{Caller, UploadMeta};
+
+/// `GET` query: which page of the sightings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DetailQuery {
+    sightings_limit: Option<usize>,
+    sightings_cursor: Option<String>,
+}
 
 /// `PUT`: 201 stored now, 200 already present (sighting recorded).
 #[tracing::instrument(skip_all, err(level = "debug", Display), fields(asset.sha256 = %path))]
 pub(super) async fn put(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     path: web::Path<String>,
     req: HttpRequest,
     payload: web::Payload,
@@ -20,21 +32,11 @@ pub(super) async fn put(
     let sha = parse_hash(&path)?;
     let meta = UploadMeta::parse(raw_meta(&req)?, &sha)?;
     let declared = content_length(&req)?;
+    let body = paced(payload, state.limits.pace);
     let outcome = state
         .catalog
-        .upload(
-            sha,
-            meta,
-            declared,
-            body_stream(payload, state.limits.body_stall),
-        )
+        .upload(&caller, sha, meta, declared, body)
         .await?;
-    tracing::info!(
-        asset.sha256 = %outcome.asset.sha256,
-        asset.size = outcome.asset.size,
-        created = outcome.created,
-        "upload"
-    );
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -47,10 +49,19 @@ pub(super) async fn put(
 #[tracing::instrument(skip_all, err(level = "debug", Display), fields(asset.sha256 = %path))]
 pub(super) async fn get(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     path: web::Path<String>,
+    query: web::Query<DetailQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let sha = parse_hash(&path)?;
-    let detail = state.catalog.detail(&sha).await?;
+    let DetailQuery {
+        sightings_limit,
+        sightings_cursor,
+    } = query.into_inner();
+    let detail = state
+        .catalog
+        .detail(&caller, &sha, sightings_limit, sightings_cursor.as_deref())
+        .await?;
     Ok(HttpResponse::Ok().json(detail))
 }
 
@@ -58,10 +69,10 @@ pub(super) async fn get(
 #[tracing::instrument(skip_all, err(level = "debug", Display), fields(asset.sha256 = %path))]
 pub(super) async fn delete(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let sha = parse_hash(&path)?;
-    state.catalog.delete(&sha).await?;
-    tracing::info!(asset.sha256 = %sha, "deleted");
+    state.catalog.delete(&caller, &sha).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -11,10 +11,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::AppState;
-use super::request::{Object, body_error, client};
+use super::pace::{body_error_of, paced_payload};
+use super::request::{Batch, Object, client};
 use crate::error::ApiError;
 use crate::index::{Cursor, ListFilter};
-use crate::service::{BodyError, DEFAULT_PAGE, RawMeta, Spooled, UploadMeta};
+use crate::service::{BodyError, Caller, DEFAULT_PAGE, RawMeta, ServiceError, Spooled, UploadMeta};
 
 /// Largest text field of a form upload.
 const MAX_FORM_TEXT: usize = 16 * 1024;
@@ -37,7 +38,7 @@ pub(super) struct ListQuery {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CheckBody {
-    hashes: Vec<String>,
+    hashes: Batch,
 }
 
 fn time_param(name: &str, raw: Option<String>) -> Result<Option<OffsetDateTime>, ApiError> {
@@ -89,7 +90,7 @@ pub(super) async fn check(
     body: web::Json<Object<CheckBody>>,
 ) -> Result<HttpResponse, ApiError> {
     let Object(body) = body.into_inner();
-    let response = state.catalog.check(body.hashes).await?;
+    let response = state.catalog.check(body.hashes.0).await?;
     Ok(HttpResponse::Ok().json(response))
 }
 
@@ -98,9 +99,11 @@ pub(super) async fn check(
 #[tracing::instrument(skip_all, err(level = "debug", Display))]
 pub(super) async fn form_upload(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     req: HttpRequest,
-    mut form: Multipart,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let mut form = Multipart::new(req.headers(), paced_payload(payload, state.limits.pace));
     let mut raw = RawMeta {
         client: client(&req)?,
         ..RawMeta::default()
@@ -135,7 +138,7 @@ pub(super) async fn form_upload(
     let spooled = spooled
         .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "the form has no `file` field"))?;
     let meta = UploadMeta::parse(raw, &spooled.sha256)?;
-    let outcome = state.catalog.upload_spooled(spooled, meta).await?;
+    let outcome = state.catalog.upload_spooled(&caller, spooled, meta).await?;
     let status = if outcome.created {
         StatusCode::CREATED
     } else {
@@ -157,7 +160,7 @@ fn field_stream(
 ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, BodyError>> + Unpin {
     field.map(|chunk| {
         chunk.map_err(|e| match e {
-            MultipartError::Payload(p) => body_error(p),
+            MultipartError::Payload(p) => body_error_of(p),
             MultipartError::Incomplete => BodyError::Incomplete(e.to_string()),
             other => BodyError::Malformed(other.to_string()),
         })
@@ -190,7 +193,8 @@ fn form_error(e: MultipartError) -> ApiError {
                 "{e}; send multipart/form-data (curl -F file=@PATH) or use PUT /v1/assets/{{sha256}}"
             ),
         ),
-        MultipartError::Incomplete | MultipartError::Payload(_) => ApiError::new(
+        MultipartError::Payload(p) => ServiceError::Body(body_error_of(p)).into(),
+        MultipartError::Incomplete => ApiError::new(
             ErrorCode::IncompleteBody,
             format!("the form ended early ({e}); nothing was stored"),
         ),

@@ -79,8 +79,21 @@ fn content_headers(b: &mut HttpResponseBuilder, asset: &Asset, etag: String) {
     };
 }
 
-/// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded`.
+/// Characters that must not reach a browser's save dialog or a terminal:
+/// controls (CR/LF, ESC, C1) and the bidi controls that reorder what is
+/// shown (U+202E makes `photo\u{202e}gpj.exe` look like `photoexe.jpg`).
+fn hides_something(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded`,
+/// controls and bidi controls replaced by `_` in both.
 pub(super) fn content_disposition(name: &str) -> ContentDisposition {
+    let shown: String = name
+        .chars()
+        .map(|c| if hides_something(c) { '_' } else { c })
+        .collect();
     let fallback: String = name
         .chars()
         .map(|c| {
@@ -98,7 +111,7 @@ pub(super) fn content_disposition(name: &str) -> ContentDisposition {
             DispositionParam::FilenameExt(ExtendedValue {
                 charset: Charset::Ext("UTF-8".into()),
                 language_tag: None,
-                value: name.as_bytes().to_vec(),
+                value: shown.into_bytes(),
             }),
         ],
     }
@@ -163,7 +176,19 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("filename*=UTF-8''%C3%BCn%C3%AF%20%22q%22%3B%0D%0A..%2Fx%25.txt"),
+            text.contains("filename*=UTF-8''%C3%BCn%C3%AF%20%22q%22%3B__..%2Fx%25.txt"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bidi_and_escape_characters_never_reach_the_header() {
+        let value = content_disposition("photo\u{202e}gpj.exe\u{1b}[31m\u{2067}")
+            .try_into_value()
+            .expect("header value");
+        let text = value.to_str().expect("ascii");
+        assert!(
+            text.ends_with("filename*=UTF-8''photo_gpj.exe_%5B31m_"),
             "{text}"
         );
     }

@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use asset_catalog_proto::ErrorCode;
 
+use super::request::TOO_MANY_HASHES;
 use crate::error::ApiError;
 
 pub(super) fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
@@ -22,6 +23,9 @@ pub(super) fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web
         ),
         JsonPayloadError::Payload(PayloadError::Incomplete(_) | PayloadError::Io(_)) => {
             ApiError::new(ErrorCode::IncompleteBody, "the request body ended early")
+        }
+        JsonPayloadError::Deserialize(e) if e.to_string().starts_with(TOO_MANY_HASHES) => {
+            ApiError::new(ErrorCode::TooManyHashes, e.to_string())
         }
         JsonPayloadError::Deserialize(e) => {
             ApiError::new(ErrorCode::InvalidJson, format!("invalid JSON body: {e}"))

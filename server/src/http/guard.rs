@@ -9,6 +9,10 @@
 //! `/metrics` needs `read` unless `[auth] metrics_public = true`. The token is looked up in
 //! the index on every request (no cache), so a revocation applies at once.
 //! Neither the `Authorization` header nor the token is ever logged.
+//!
+//! The verified [`Caller`] (or [`Caller::trusted`] with auth off) goes into
+//! the request's extensions for the handlers. `/readyz` stays open; a valid
+//! token sent with it earns the detailed answer, any other the short one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,6 +31,7 @@ use super::AppState;
 use crate::auth::{Presented, Scope};
 use crate::error::ApiError;
 use crate::index::TokenVerdict;
+use crate::service::Caller;
 
 /// `last_used` is written at most this often per token.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -54,6 +59,8 @@ impl TouchLog {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
     Open,
+    /// Open, but a token sent along is verified and identifies the caller.
+    OpenOrToken,
     /// Any valid token (unknown methods: the router answers 405).
     AnyToken,
     Scope(Scope),
@@ -61,7 +68,8 @@ enum Need {
 
 fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
     match path {
-        "/healthz" | "/readyz" | super::openapi::PATH => return Need::Open,
+        "/healthz" | super::openapi::PATH => return Need::Open,
+        "/readyz" => return Need::OpenOrToken,
         "/metrics" if metrics_public => return Need::Open,
         _ => {}
     }
@@ -105,14 +113,20 @@ pub(super) async fn guard(
         );
         return Ok(reject(req, &e));
     }
-    if limits.auth_enabled {
+    let caller = if limits.auth_enabled {
         let needed = need(req.method(), req.path(), limits.metrics_public);
-        if let Err(e) = authorize(&state, &req, needed).await {
-            return Ok(reject(req, &e));
+        match authorize(&state, &req, needed).await {
+            Ok(caller) => caller,
+            // An open route stays open: a bad token just earns no details.
+            Err(_) if needed == Need::OpenOrToken => None,
+            Err(e) => return Ok(reject(req, &e)),
         }
-    }
+    } else {
+        Some(Caller::trusted())
+    };
     let _permit = if is_upload(req.method(), req.path()) {
-        match admit_upload(&state) {
+        let caller = caller.clone().unwrap_or_else(Caller::trusted);
+        match admit_upload(&state, &caller) {
             Ok(permit) => Some(permit),
             Err(e) => {
                 drain(&mut req).await;
@@ -122,14 +136,17 @@ pub(super) async fn guard(
     } else {
         None
     };
+    if let Some(caller) = caller {
+        req.extensions_mut().insert(caller);
+    }
     next.call(req)
         .await
         .map(ServiceResponse::map_into_left_body)
 }
 
 /// Storage first (an outage answers 503 without taking a slot), then a slot.
-fn admit_upload(state: &AppState) -> Result<OwnedSemaphorePermit, ApiError> {
-    state.catalog.admit_upload()?;
+fn admit_upload(state: &AppState, caller: &Caller) -> Result<OwnedSemaphorePermit, ApiError> {
+    state.catalog.admit_upload(caller)?;
     Arc::clone(&state.limits.uploads)
         .try_acquire_owned()
         .map_err(|_| {
@@ -165,14 +182,19 @@ fn reject<B>(req: ServiceRequest, e: &ApiError) -> ServiceResponse<EitherBody<B>
     req.into_response(e.error_response()).map_into_right_body()
 }
 
-async fn authorize(state: &AppState, req: &ServiceRequest, needed: Need) -> Result<(), ApiError> {
-    if needed == Need::Open {
-        return Ok(());
+/// The caller a request's token names, if the route needs (or got) one.
+async fn authorize(
+    state: &AppState,
+    req: &ServiceRequest,
+    needed: Need,
+) -> Result<Option<Caller>, ApiError> {
+    let header = req.headers().get(header::AUTHORIZATION);
+    match (needed, header) {
+        (Need::Open, _) | (Need::OpenOrToken, None) => return Ok(None),
+        _ => {}
     }
     let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
+    let value = header
         .ok_or_else(|| unauthorized("this route needs a bearer token (Authorization: Bearer …)"))?;
     let text = value
         .to_str()
@@ -182,11 +204,12 @@ async fn authorize(state: &AppState, req: &ServiceRequest, needed: Need) -> Resu
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
     let presented = Presented::parse(text).ok_or_else(|| unauthorized("unknown token"))?;
     let verdict = state.catalog.index().verify_token(&presented).await?;
-    let (id, scopes) = match verdict {
-        TokenVerdict::Valid { id, scopes } => (id, scopes),
+    let grant = match verdict {
+        TokenVerdict::Valid(grant) => grant,
         TokenVerdict::Unknown => return Err(unauthorized("unknown token")),
         TokenVerdict::Revoked => return Err(unauthorized("this token has been revoked")),
     };
+    let (id, scopes) = (grant.id.clone(), grant.scopes.clone());
     if state.limits.touched.due(&id) {
         let index = state.catalog.index().clone();
         let id = id.clone();
@@ -201,7 +224,7 @@ async fn authorize(state: &AppState, req: &ServiceRequest, needed: Need) -> Resu
             ErrorCode::Forbidden,
             format!("token {id} ({scopes}) lacks the `{scope}` scope this request needs"),
         )),
-        _ => Ok(()),
+        _ => Ok(Some(Caller::from_grant(grant))),
     }
 }
 
@@ -213,6 +236,7 @@ mod tests {
     fn scopes_per_route() {
         let n = |m: Method, p: &str| need(&m, p, false);
         assert_eq!(n(Method::GET, "/healthz"), Need::Open);
+        assert_eq!(n(Method::GET, "/readyz"), Need::OpenOrToken);
         assert_eq!(n(Method::GET, "/v1/openapi.json"), Need::Open);
         assert_eq!(n(Method::GET, "/metrics"), Need::Scope(Scope::Read));
         assert_eq!(need(&Method::GET, "/metrics", true), Need::Open);

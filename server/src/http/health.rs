@@ -1,7 +1,10 @@
 //! `/healthz` (the process answers), `/readyz` (storage and index usable;
 //! 503 otherwise) and `/metrics` (OpenMetrics text, when enabled).
-
-use std::time::Duration;
+//!
+//! `/readyz` is open, so it tells a caller without a token only ready or
+//! not ready (and which part, as the error code): no storage URL, bucket,
+//! path or error text. A valid token earns the storage description and the
+//! failure's detail. The answer is cached for about a second by the service.
 
 use actix_web::{HttpResponse, web};
 use asset_catalog_proto::ErrorCode;
@@ -10,43 +13,40 @@ use serde::Serialize;
 use super::AppState;
 use crate::error::ApiError;
 use crate::metrics::CONTENT_TYPE;
-
-/// Longest a readiness probe may take before it counts as a failure.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::service::Caller;
 
 #[derive(Serialize)]
 struct Ready {
     status: &'static str,
-    storage: String,
-    assets: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storage: Option<String>,
 }
 
 pub(super) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-pub(super) async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let probe = tokio::time::timeout(READY_TIMEOUT, state.catalog.readiness()).await;
-    let Ok(readiness) = probe else {
-        return Err(ApiError::new(
-            ErrorCode::StorageUnavailable,
-            "not ready: the readiness probe timed out",
-        ));
+pub(super) async fn readyz(
+    state: web::Data<AppState>,
+    caller: Option<web::ReqData<Caller>>,
+) -> Result<HttpResponse, ApiError> {
+    let readiness = state.catalog.readiness().await;
+    let known = caller.is_some();
+    let not_ready = |code, part: &str, detail: &str| {
+        let message = if known {
+            format!("not ready: {part}: {detail}")
+        } else {
+            format!("not ready: {part} unavailable")
+        };
+        ApiError::new(code, message)
     };
-    match (readiness.storage, readiness.index) {
-        (Ok(()), Ok(assets)) => Ok(HttpResponse::Ok().json(Ready {
+    match (&readiness.storage, &readiness.index) {
+        (Ok(()), Ok(())) => Ok(HttpResponse::Ok().json(Ready {
             status: "ready",
-            storage: state.catalog.storage().describe(),
-            assets,
+            storage: known.then(|| state.catalog.storage().describe()),
         })),
-        (Err(e), _) => Err(ApiError::new(
-            ErrorCode::StorageUnavailable,
-            format!("not ready: storage: {e}"),
-        )),
-        (_, Err(e)) => Err(ApiError::new(
-            ErrorCode::IndexUnavailable,
-            format!("not ready: index: {e}"),
-        )),
+        (Err(e), _) => Err(not_ready(ErrorCode::StorageUnavailable, "storage", e)),
+        (_, Err(e)) => Err(not_ready(ErrorCode::IndexUnavailable, "index", e)),
     }
 }
 

@@ -11,6 +11,7 @@ mod guard;
 mod health;
 mod observe;
 mod openapi;
+mod pace;
 mod request;
 mod sightings;
 
@@ -46,8 +47,8 @@ pub struct RequestLimits {
     pub metrics_public: bool,
     /// Total header bytes accepted (`[server] max_header_bytes`).
     pub max_header_bytes: usize,
-    /// Longest stall inside a request body.
-    pub body_stall: Duration,
+    /// Slow-sender limits of upload bodies.
+    pub pace: pace::Pace,
     /// Permits for uploads in flight (`[server] max_concurrent_uploads`).
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// When each token's `last_used` was last written (rate-limits those writes).
@@ -61,7 +62,11 @@ impl RequestLimits {
             auth_enabled: config.auth.enabled,
             metrics_public: config.auth.metrics_public,
             max_header_bytes: config.server.max_header_bytes,
-            body_stall: Duration::from_secs(config.server.body_stall_timeout_secs),
+            pace: pace::Pace {
+                stall: Duration::from_secs(config.server.body_stall_timeout_secs),
+                min_rate: config.server.min_upload_bytes_per_sec,
+                deadline: Duration::from_secs(config.server.upload_deadline_secs),
+            },
             uploads: Arc::new(tokio::sync::Semaphore::new(
                 config.server.max_concurrent_uploads,
             )),

@@ -10,27 +10,33 @@ use actix_web::middleware::Next;
 use actix_web::web;
 use asset_catalog_proto::ErrorCode;
 
-use super::AppState;
+use super::{AppState, ROUTES};
+use crate::metrics::method_label;
+
+/// The `route` label: one of the registered patterns, else `(unmatched)` —
+/// never the raw path, so made-up paths cannot add series.
+fn route_label(pattern: Option<&str>) -> &'static str {
+    pattern
+        .and_then(|p| ROUTES.iter().find(|(route, _)| *route == p))
+        .map_or("(unmatched)", |(route, _)| route)
+}
 
 pub(super) async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let response = next.call(req).await?;
     let elapsed = start.elapsed();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".to_string());
+    let route = route_label(response.request().match_pattern().as_deref());
     let status = response.status();
     let code = response.response().extensions().get::<ErrorCode>().copied();
     if let Some(state) = state {
         state
             .metrics
-            .observe_request(&method, &route, status.as_u16(), elapsed.as_secs_f64());
+            .observe_request(method, route, status.as_u16(), elapsed.as_secs_f64());
         if let Some(code) = code {
             state.metrics.error(code);
         }

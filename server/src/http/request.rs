@@ -1,20 +1,20 @@
 //! Reading requests: the `{sha256}` path segment, the metadata headers of an
 //! upload (percent-encoded UTF-8, see `asset_catalog_proto::decode_header_text`),
-//! Content-Length, the body as a stream of [`BodyError`]-typed chunks, and
-//! JSON bodies that must be objects ([`Object`]).
+//! Content-Length, transport errors as [`BodyError`]s, JSON bodies that must
+//! be objects ([`Object`]) and check batches bounded while parsed ([`Batch`]).
 
 use actix_web::HttpRequest;
 use actix_web::error::PayloadError;
 use actix_web::http::header;
 use asset_catalog_proto::{
-    ErrorCode, HEADER_CLIENT, HEADER_MTIME, HEADER_NAME, HEADER_PATH, Sha256Hex, decode_header_text,
+    ErrorCode, HEADER_CLIENT, HEADER_MTIME, HEADER_NAME, HEADER_PATH, MAX_CHECK_BATCH, Sha256Hex,
+    decode_header_text,
 };
 use std::marker::PhantomData;
-use std::time::Duration;
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::de::{
+    Deserialize, Deserializer, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer,
+};
 
 use crate::error::ApiError;
 use crate::service::{BodyError, RawMeta};
@@ -27,23 +27,6 @@ pub(super) fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
             format!("the path must name a SHA-256 digest: {e}"),
         )
     })
-}
-
-/// The request body, with transport errors classified; a body that sends
-/// nothing for `stall` ends with [`BodyError::Stalled`].
-pub(super) fn body_stream(
-    payload: actix_web::web::Payload,
-    stall: Duration,
-) -> impl Stream<Item = Result<Bytes, BodyError>> + Unpin {
-    let chunks = futures_util::stream::unfold(Some(payload), move |payload| async move {
-        let mut payload = payload?;
-        match tokio::time::timeout(stall, payload.next()).await {
-            Ok(Some(chunk)) => Some((chunk.map_err(body_error), Some(payload))),
-            Ok(None) => None,
-            Err(_) => Some((Err(BodyError::Stalled(stall.as_secs())), None)),
-        }
-    });
-    Box::pin(chunks)
 }
 
 pub(super) fn body_error(e: PayloadError) -> BodyError {
@@ -118,6 +101,45 @@ fn content_type(req: &HttpRequest) -> Result<Option<String>, ApiError> {
         )
     })?;
     Ok(mime.map(|m| m.to_string()))
+}
+
+/// Start of the error [`Batch`] stops with; `errors::json_error` maps it to 413.
+pub(super) const TOO_MANY_HASHES: &str = "too many hashes";
+
+/// The `hashes` of a check batch, as strings (a bad one is reported by
+/// position later). Parsing stops at the first hash past
+/// [`MAX_CHECK_BATCH`]: an oversized batch is refused without reading the
+/// rest of it.
+#[derive(Debug, Default)]
+pub(super) struct Batch(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Batch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BatchVisitor;
+
+        impl<'de> Visitor<'de> for BatchVisitor {
+            type Value = Batch;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of SHA-256 hex strings")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Batch, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_CHECK_BATCH));
+                while let Some(hash) = seq.next_element::<String>()? {
+                    if out.len() == MAX_CHECK_BATCH {
+                        return Err(serde::de::Error::custom(format!(
+                            "{TOO_MANY_HASHES}: at most {MAX_CHECK_BATCH} per check; split the batch"
+                        )));
+                    }
+                    out.push(hash);
+                }
+                Ok(Batch(out))
+            }
+        }
+
+        deserializer.deserialize_seq(BatchVisitor)
+    }
 }
 
 /// A JSON body that must be an object. A derived `Deserialize` also reads a

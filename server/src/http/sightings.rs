@@ -7,11 +7,12 @@ use asset_catalog_proto::NewSighting;
 use super::AppState;
 use super::request::{Object, client, parse_hash};
 use crate::error::ApiError;
-use crate::service::{RawMeta, UploadMeta};
+use crate::service::{Caller, RawMeta, UploadMeta};
 
 #[tracing::instrument(skip_all, err(level = "debug", Display), fields(asset.sha256 = %path))]
 pub(super) async fn post(
     state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
     path: web::Path<String>,
     req: HttpRequest,
     body: web::Json<Object<NewSighting>>,
@@ -26,6 +27,6 @@ pub(super) async fn post(
     };
     let mut meta = UploadMeta::parse(raw, &sha)?;
     meta.mtime = mtime;
-    let asset = state.catalog.add_sighting(&sha, meta).await?;
+    let asset = state.catalog.add_sighting(&caller, &sha, meta).await?;
     Ok(HttpResponse::Ok().json(asset))
 }

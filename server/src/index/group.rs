@@ -136,8 +136,10 @@ mod tests {
             content_type: "application/octet-stream".into(),
             name: format!("{i}.bin"),
             first_seen: now,
+            uploaded_by: None,
         };
         let sighting = SightingRecord {
+            token: None,
             client: "host".into(),
             path: format!("dir/{i}.bin"),
             name: format!("{i}.bin"),
@@ -169,9 +171,9 @@ mod tests {
                 } else {
                     let (a, s) = asset(i);
                     index
-                        .insert(a, s)
+                        .insert(a, s, u64::MAX)
                         .await
-                        .map(|(_, created)| assert!(created))
+                        .map(|inserted| assert!(inserted.created && inserted.sighted))
                 }
             }));
         }
@@ -182,7 +184,7 @@ mod tests {
             }
         }
         assert_eq!(failed, 4, "exactly the four bad changes fail");
-        assert_eq!(index.ping().await.expect("count"), 60);
+        assert_eq!(index.count().await.expect("count"), 60);
         for i in (0..64u8).filter(|i| i % 16 != 5) {
             let stored = index
                 .get(&asset(i).0.sha256)

@@ -16,13 +16,14 @@ mod write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, ErrorCode};
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
 use time::OffsetDateTime;
 
 pub use query::{Cursor, ListFilter};
+pub use query::{SightingCursor, SightingPage};
 pub use schema::SCHEMA_VERSION;
-pub use tokens::{TokenRow, TokenVerdict};
-pub use write::{NewAsset, RebuildRecord, SightingRecord};
+pub use tokens::{TokenGrant, TokenLimits, TokenRow, TokenVerdict};
+pub use write::{Inserted, NewAsset, RebuildRecord, SightingRecord};
 
 pub(crate) use query::{count_assets, each_detail};
 
@@ -162,7 +163,17 @@ impl Index {
     }
 
     /// Liveness check: a trivial query on a read connection.
-    pub async fn ping(&self) -> Result<u64, IndexError> {
+    pub async fn ping(&self) -> Result<(), IndexError> {
+        self.read(|conn| {
+            conn.query_row("SELECT 1 FROM assets LIMIT 1", [], |_| Ok(()))
+                .optional()
+                .map(drop)
+        })
+        .await
+    }
+
+    /// Number of assets (a full count: for start-up and tools, not probes).
+    pub async fn count(&self) -> Result<u64, IndexError> {
         self.read(count_assets).await
     }
 }

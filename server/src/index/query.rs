@@ -41,6 +41,30 @@ impl Cursor {
     }
 }
 
+/// One page of an asset's sightings: most recent first, `limit` at most,
+/// after `after` (the `sightings_cursor` of the previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SightingPage {
+    pub limit: usize,
+    pub after: Option<SightingCursor>,
+}
+
+/// Position after the last sighting of a page: `(seen_at, client, path)`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SightingCursor(i64, String, String);
+
+impl SightingCursor {
+    /// Opaque text form: hex of a JSON triple.
+    pub fn encode(&self) -> String {
+        hex::encode(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    /// Parse what [`SightingCursor::encode`] produced; `None` for anything else.
+    pub fn decode(text: &str) -> Option<Self> {
+        serde_json::from_slice(&hex::decode(text).ok()?).ok()
+    }
+}
+
 /// Filters of `GET /v1/assets`. All optional; combined with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
@@ -66,15 +90,43 @@ impl Index {
         self.read(move |conn| get_asset(conn, &sha)).await
     }
 
-    /// One asset with every sighting, most recent first.
-    pub async fn detail(&self, sha: &Sha256Hex) -> Result<Option<AssetDetail>, IndexError> {
+    /// One asset with one page of its sightings, most recent first.
+    pub async fn detail(
+        &self,
+        sha: &Sha256Hex,
+        page: SightingPage,
+    ) -> Result<Option<AssetDetail>, IndexError> {
         let sha = sha.clone();
         self.read(move |conn| {
             let Some(asset) = get_asset(conn, &sha)? else {
                 return Ok(None);
             };
-            let sightings = sightings_of(conn, &sha)?;
-            Ok(Some(AssetDetail { asset, sightings }))
+            let (sightings, next) = sightings_page(conn, &sha, &page)?;
+            let uploaded_by = conn
+                .prepare_cached("SELECT uploaded_by FROM assets WHERE sha256 = ?")?
+                .query_row([sha.as_str()], |r| r.get(0))?;
+            Ok(Some(AssetDetail {
+                asset,
+                sightings,
+                sightings_cursor: next.map(|c| c.encode()),
+                uploaded_by,
+            }))
+        })
+        .await
+    }
+
+    /// Who deleted `sha` and when, oldest first (the `deletions` audit rows).
+    pub async fn deletions(
+        &self,
+        sha: &Sha256Hex,
+    ) -> Result<Vec<(Option<String>, OffsetDateTime)>, IndexError> {
+        let sha = sha.clone();
+        self.read(move |conn| {
+            conn.prepare_cached(
+                "SELECT token, deleted_at FROM deletions WHERE sha256 = ? ORDER BY deleted_at",
+            )?
+            .query_map([sha.as_str()], |r| Ok((r.get(0)?, from_nanos(r.get(1)?))))?
+            .collect()
         })
         .await
     }
@@ -202,22 +254,53 @@ pub(super) fn get_asset(conn: &Connection, sha: &Sha256Hex) -> rusqlite::Result<
         .optional()
 }
 
+/// Every sighting of `sha` (for tools: bounded by the sighting cap).
 fn sightings_of(conn: &Connection, sha: &Sha256Hex) -> rusqlite::Result<Vec<Sighting>> {
+    let all = SightingPage {
+        limit: usize::MAX >> 1,
+        after: None,
+    };
+    sightings_page(conn, sha, &all).map(|(page, _)| page)
+}
+
+/// One page of sightings and the cursor of the next, if any.
+fn sightings_page(
+    conn: &Connection,
+    sha: &Sha256Hex,
+    page: &SightingPage,
+) -> rusqlite::Result<(Vec<Sighting>, Option<SightingCursor>)> {
+    let (seen, client, path) = page
+        .after
+        .as_ref()
+        .map_or((i64::MAX, "", ""), |c| (c.0, c.1.as_str(), c.2.as_str()));
     let mut stmt = conn.prepare_cached(
-        "SELECT client, path, name, mtime, seen_at FROM sightings \
-         WHERE sha256 = ? ORDER BY seen_at DESC, client, path",
+        "SELECT client, path, name, mtime, seen_at, token FROM sightings \
+         WHERE sha256 = ?1 AND (seen_at < ?2 OR (seen_at = ?2 AND (client, path) > (?3, ?4))) \
+         ORDER BY seen_at DESC, client, path LIMIT ?5",
     )?;
-    stmt.query_map([sha.as_str()], |r| {
-        let mtime: Option<String> = r.get(3)?;
-        Ok(Sighting {
-            client: r.get(0)?,
-            path: r.get(1)?,
-            name: r.get(2)?,
-            mtime: mtime.and_then(|m| OffsetDateTime::parse(&m, &Rfc3339).ok()),
-            seen_at: from_nanos(r.get(4)?),
-        })
-    })?
-    .collect()
+    let limit = i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX);
+    let mut rows = stmt
+        .query_map(
+            rusqlite::params![sha.as_str(), seen, client, path, limit],
+            |r| {
+                let mtime: Option<String> = r.get(3)?;
+                Ok(Sighting {
+                    client: r.get(0)?,
+                    path: r.get(1)?,
+                    name: r.get(2)?,
+                    mtime: mtime.and_then(|m| OffsetDateTime::parse(&m, &Rfc3339).ok()),
+                    seen_at: from_nanos(r.get(4)?),
+                    token: r.get(5)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next = (rows.len() > page.limit).then(|| {
+        rows.truncate(page.limit);
+        rows.last()
+            .map(|s| SightingCursor(to_nanos(s.seen_at), s.client.clone(), s.path.clone()))
+    });
+    Ok((rows, next.flatten()))
 }
 
 fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<Asset> {
@@ -254,7 +337,12 @@ pub(crate) fn each_detail<E>(
     while let Some(row) = rows.next()? {
         let asset = asset_from_row(row)?;
         let sightings = sightings_of(conn, &asset.sha256)?;
-        if let Err(e) = f(AssetDetail { asset, sightings }) {
+        if let Err(e) = f(AssetDetail {
+            asset,
+            sightings,
+            sightings_cursor: None,
+            uploaded_by: None,
+        }) {
             return Ok(Err(e));
         }
     }

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for another's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +54,26 @@ CREATE TABLE tokens (
     created     INTEGER NOT NULL,   -- unix nanoseconds, UTC
     last_used   INTEGER,
     revoked     INTEGER
+) STRICT;
+";
+
+/// Version 3: who did what (the token id of each upload, sighting and
+/// delete; never the secret), token bindings and quotas, and each token's
+/// stored bytes (content it stored first; duplicates cost nothing).
+const SCHEMA_V3: &str = r"
+ALTER TABLE tokens ADD COLUMN client TEXT;           -- bound client id, NULL = any
+ALTER TABLE tokens ADD COLUMN max_bytes INTEGER;     -- stored-bytes quota, NULL = none
+ALTER TABLE tokens ADD COLUMN rate_per_min INTEGER;  -- uploads per minute, NULL = none
+ALTER TABLE tokens ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE assets ADD COLUMN uploaded_by TEXT;      -- token id, NULL = no auth / before v3
+ALTER TABLE sightings ADD COLUMN token TEXT;
+CREATE INDEX sightings_by_seen ON sightings (sha256, seen_at DESC, client, path);
+CREATE TABLE deletions (
+    sha256     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    size       INTEGER NOT NULL,
+    token      TEXT,
+    deleted_at INTEGER NOT NULL     -- unix nanoseconds, UTC
 ) STRICT;
 ";
 
@@ -118,6 +138,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
     }
     if version < 2 {
         tx.execute_batch(SCHEMA_V2).map_err(sqlite)?;
+    }
+    if version < 3 {
+        tx.execute_batch(SCHEMA_V3).map_err(sqlite)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(sqlite)?;

@@ -15,16 +15,38 @@ pub struct TokenRow {
     pub id: String,
     pub name: String,
     pub scopes: Scopes,
+    pub limits: TokenLimits,
+    /// Bytes of content this token stored first (duplicates cost nothing).
+    pub stored_bytes: u64,
     pub created: OffsetDateTime,
     pub last_used: Option<OffsetDateTime>,
     pub revoked: Option<OffsetDateTime>,
+}
+
+/// What a token is bound to and limited by (`token create --client/--max-bytes/--rate`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenLimits {
+    /// Requests naming another client id are refused.
+    pub client: Option<String>,
+    /// Most bytes of new content the token may store.
+    pub max_bytes: Option<u64>,
+    /// Most uploads per minute.
+    pub rate_per_min: Option<u32>,
+}
+
+/// A valid token: who it is and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub id: String,
+    pub scopes: Scopes,
+    pub limits: TokenLimits,
 }
 
 /// The outcome of checking a presented token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenVerdict {
     /// Known, secret matches, not revoked.
-    Valid { id: String, scopes: Scopes },
+    Valid(TokenGrant),
     /// Unknown id or wrong secret.
     Unknown,
     /// Matches a revoked token.
@@ -33,15 +55,30 @@ pub enum TokenVerdict {
 
 impl Index {
     /// Store a new token's hash; returns the token (its text is shown once).
-    pub async fn create_token(&self, name: &str, scopes: &Scopes) -> Result<NewToken, IndexError> {
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scopes: &Scopes,
+        limits: &TokenLimits,
+    ) -> Result<NewToken, IndexError> {
         let token = NewToken::generate();
         let (id, hash) = (token.id.clone(), token.secret_hash);
-        let (name, scopes) = (name.to_owned(), scopes.to_db());
+        let (name, scopes, limits) = (name.to_owned(), scopes.to_db(), limits.clone());
         let now = to_nanos(OffsetDateTime::now_utc());
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO tokens (id, name, scopes, secret_hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, name, scopes, hash.as_slice(), now],
+                "INSERT INTO tokens (id, name, scopes, secret_hash, created, client, max_bytes, rate_per_min) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    id,
+                    name,
+                    scopes,
+                    hash.as_slice(),
+                    now,
+                    limits.client,
+                    limits.max_bytes.map(to_i64),
+                    limits.rate_per_min
+                ],
             )
         })
         .await?;
@@ -52,7 +89,8 @@ impl Index {
     pub async fn list_tokens(&self) -> Result<Vec<TokenRow>, IndexError> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, name, scopes, created, last_used, revoked FROM tokens ORDER BY created, id",
+                "SELECT id, name, scopes, created, last_used, revoked, stored_bytes, \
+                 client, max_bytes, rate_per_min FROM tokens ORDER BY created, id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok(TokenRow {
@@ -62,6 +100,8 @@ impl Index {
                     created: from_nanos(r.get(3)?),
                     last_used: r.get::<_, Option<i64>>(4)?.map(from_nanos),
                     revoked: r.get::<_, Option<i64>>(5)?.map(from_nanos),
+                    stored_bytes: u64::try_from(r.get::<_, i64>(6)?).unwrap_or_default(),
+                    limits: limits_from(r, 7)?,
                 })
             })?;
             rows.collect()
@@ -92,13 +132,15 @@ impl Index {
         let row = self
             .read(move |conn| {
                 conn.query_row(
-                    "SELECT secret_hash, scopes, revoked FROM tokens WHERE id = ?1",
+                    "SELECT secret_hash, scopes, revoked, client, max_bytes, rate_per_min \
+                     FROM tokens WHERE id = ?1",
                     [id],
                     |r| {
                         Ok((
                             r.get::<_, Vec<u8>>(0)?,
                             r.get::<_, String>(1)?,
                             r.get::<_, Option<i64>>(2)?,
+                            limits_from(r, 3)?,
                         ))
                     },
                 )
@@ -106,14 +148,28 @@ impl Index {
             })
             .await?;
         Ok(match row {
-            Some((hash, _, _)) if !presented.matches(&hash) => TokenVerdict::Unknown,
-            Some((_, _, Some(_))) => TokenVerdict::Revoked,
-            Some((_, scopes, None)) => TokenVerdict::Valid {
+            Some((hash, ..)) if !presented.matches(&hash) => TokenVerdict::Unknown,
+            Some((_, _, Some(_), _)) => TokenVerdict::Revoked,
+            Some((_, scopes, None, limits)) => TokenVerdict::Valid(TokenGrant {
                 id: presented.id.to_owned(),
                 scopes: Scopes::from_db(&scopes),
-            },
+                limits,
+            }),
             None => TokenVerdict::Unknown,
         })
+    }
+
+    /// Bytes of content `id` stored first.
+    pub async fn token_stored_bytes(&self, id: &str) -> Result<u64, IndexError> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            conn.query_row("SELECT stored_bytes FROM tokens WHERE id = ?1", [id], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()
+        })
+        .await
+        .map(|n| n.and_then(|n| u64::try_from(n).ok()).unwrap_or_default())
     }
 
     /// Record that a token was used (callers rate-limit this).
@@ -131,6 +187,23 @@ impl Index {
     }
 }
 
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `client, max_bytes, rate_per_min` starting at column `at`.
+fn limits_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenLimits> {
+    Ok(TokenLimits {
+        client: r.get(at)?,
+        max_bytes: r
+            .get::<_, Option<i64>>(at + 1)?
+            .and_then(|n| u64::try_from(n).ok()),
+        rate_per_min: r
+            .get::<_, Option<i64>>(at + 2)?
+            .and_then(|n| u32::try_from(n).ok()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,15 +216,24 @@ mod tests {
             .await
             .expect("open");
         let scopes = Scopes::new(vec![Scope::Upload]);
-        let token = index.create_token("ci", &scopes).await.expect("create");
+        let limits = TokenLimits {
+            client: Some("laptop".into()),
+            max_bytes: Some(1 << 30),
+            rate_per_min: Some(60),
+        };
+        let token = index
+            .create_token("ci", &scopes, &limits)
+            .await
+            .expect("create");
         let presented = Presented::parse(&token.text).expect("parse");
         let verdict = index.verify_token(&presented).await.expect("verify");
         assert_eq!(
             verdict,
-            TokenVerdict::Valid {
+            TokenVerdict::Valid(TokenGrant {
                 id: token.id.clone(),
-                scopes
-            }
+                scopes,
+                limits: limits.clone(),
+            })
         );
         index.touch_token(&token.id).await.expect("touch");
         let other = NewToken::generate();
@@ -170,5 +252,6 @@ mod tests {
         let rows = index.list_tokens().await.expect("list");
         assert_eq!(rows.len(), 1);
         assert!(rows[0].last_used.is_some() && rows[0].revoked.is_some());
+        assert_eq!((rows[0].limits.clone(), rows[0].stored_bytes), (limits, 0));
     }
 }

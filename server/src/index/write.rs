@@ -1,6 +1,13 @@
 //! Write operations: record a new asset with its first sighting, record a
 //! further sighting, delete, and rebuild everything in one transaction (for
 //! `reindex`). Each is a single transaction on the writer connection.
+//!
+//! Every write carries the id of the token that made it (`None` with auth
+//! off): `assets.uploaded_by`, `sightings.token`, a `deletions` row. New
+//! content adds its size to its uploader's `tokens.stored_bytes` (a delete
+//! gives it back), which the per-token byte quota is checked against. An
+//! asset holds at most `cap` sightings: past it a new place is not recorded
+//! (an existing place is still refreshed).
 
 use asset_catalog_proto::{Asset, Sha256Hex};
 use rusqlite::{Connection, TransactionBehavior, params};
@@ -19,6 +26,8 @@ pub struct NewAsset {
     pub content_type: String,
     pub name: String,
     pub first_seen: OffsetDateTime,
+    /// Token id of the upload that stored it.
+    pub uploaded_by: Option<String>,
 }
 
 /// One place a client saw the content.
@@ -29,6 +38,18 @@ pub struct SightingRecord {
     pub name: String,
     pub mtime: Option<OffsetDateTime>,
     pub seen_at: OffsetDateTime,
+    /// Token id of the request that reported it.
+    pub token: Option<String>,
+}
+
+/// What [`Index::insert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    pub asset: Asset,
+    /// This call stored the asset row (false: it was already there).
+    pub created: bool,
+    /// The sighting was recorded (false: the asset is at its sighting cap).
+    pub sighted: bool,
 }
 
 /// One asset for [`Index::rebuild`].
@@ -45,39 +66,67 @@ impl Index {
         &self,
         asset: NewAsset,
         sighting: SightingRecord,
-    ) -> Result<(Asset, bool), IndexError> {
+        cap: u64,
+    ) -> Result<Inserted, IndexError> {
         self.write_grouped(move |conn| {
             let created = insert_asset(conn, &asset)? == 1;
-            upsert_sighting(conn, &asset.sha256, &sighting)?;
+            if created && let Some(token) = &asset.uploaded_by {
+                conn.prepare_cached(
+                    "UPDATE tokens SET stored_bytes = stored_bytes + ?2 WHERE id = ?1",
+                )?
+                .execute(params![token, to_i64(asset.size)])?;
+            }
+            let sighted = upsert_sighting(conn, &asset.sha256, &sighting, cap)?;
             let stored =
                 get_asset(conn, &asset.sha256)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-            Ok((stored, created))
+            Ok(Inserted {
+                asset: stored,
+                created,
+                sighted,
+            })
         })
         .await
     }
 
-    /// Record a sighting of known content; `None` when the hash is unknown.
+    /// Record a sighting of known content; `None` when the hash is unknown,
+    /// else the asset and whether the sighting was recorded (not at the cap).
     pub async fn record_sighting(
         &self,
         sha: &Sha256Hex,
         sighting: SightingRecord,
-    ) -> Result<Option<Asset>, IndexError> {
+        cap: u64,
+    ) -> Result<Option<(Asset, bool)>, IndexError> {
         let sha = sha.clone();
         self.write_grouped(move |conn| {
             if get_asset(conn, &sha)?.is_none() {
                 return Ok(None);
             }
-            upsert_sighting(conn, &sha, &sighting)?;
-            get_asset(conn, &sha)
+            let sighted = upsert_sighting(conn, &sha, &sighting, cap)?;
+            Ok(get_asset(conn, &sha)?.map(|a| (a, sighted)))
         })
         .await
     }
 
-    /// Remove an asset and its sightings; `false` when it was not there.
-    pub async fn delete(&self, sha: &Sha256Hex) -> Result<bool, IndexError> {
-        let sha = sha.clone();
+    /// Remove an asset and its sightings, noting who did it in `deletions`
+    /// and giving the uploader its bytes back; `false` when it was not there.
+    pub async fn delete(&self, sha: &Sha256Hex, token: Option<&str>) -> Result<bool, IndexError> {
+        let (sha, token) = (sha.clone(), token.map(str::to_owned));
+        let now = to_nanos(OffsetDateTime::now_utc());
         self.write(move |conn| {
-            let n = conn.execute("DELETE FROM assets WHERE sha256 = ?", [sha.as_str()])?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO deletions (sha256, key, size, token, deleted_at) \
+                 SELECT sha256, key, size, ?2, ?3 FROM assets WHERE sha256 = ?1",
+                params![sha.as_str(), token, now],
+            )?;
+            tx.execute(
+                "UPDATE tokens SET stored_bytes = max(0, stored_bytes - \
+                 (SELECT size FROM assets WHERE sha256 = ?1)) \
+                 WHERE id = (SELECT uploaded_by FROM assets WHERE sha256 = ?1)",
+                [sha.as_str()],
+            )?;
+            let n = tx.execute("DELETE FROM assets WHERE sha256 = ?", [sha.as_str()])?;
+            tx.commit()?;
             Ok(n > 0)
         })
         .await
@@ -100,7 +149,7 @@ impl Index {
                     Some(Some(record)) => {
                         count += insert_asset(&tx, &record.asset)? as u64;
                         if let Some(s) = &record.sighting {
-                            upsert_sighting(&tx, &record.asset.sha256, s)?;
+                            upsert_sighting(&tx, &record.asset.sha256, s, u64::MAX)?;
                         }
                     }
                     Some(None) => break,
@@ -114,34 +163,76 @@ impl Index {
     }
 }
 
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn insert_asset(tx: &Connection, a: &NewAsset) -> rusqlite::Result<usize> {
-    let size = i64::try_from(a.size).unwrap_or(i64::MAX);
     let seen = to_nanos(a.first_seen);
     tx.prepare_cached(
-        "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) ON CONFLICT (sha256) DO NOTHING",
+        "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen, uploaded_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7) ON CONFLICT (sha256) DO NOTHING",
     )?
     .execute(params![
         a.sha256.as_str(),
         a.key,
-        size,
+        to_i64(a.size),
         a.content_type,
         a.name,
-        seen
+        seen,
+        a.uploaded_by
     ])
 }
 
-fn upsert_sighting(tx: &Connection, sha: &Sha256Hex, s: &SightingRecord) -> rusqlite::Result<()> {
+/// Refresh a known place, or add a new one unless the asset already has
+/// `cap` sightings; `false` when the cap kept it out.
+fn upsert_sighting(
+    tx: &Connection,
+    sha: &Sha256Hex,
+    s: &SightingRecord,
+    cap: u64,
+) -> rusqlite::Result<bool> {
     let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
     let seen = to_nanos(s.seen_at);
-    tx.prepare_cached(
-        "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-         ON CONFLICT (sha256, client, path) DO UPDATE SET \
-         name = excluded.name, mtime = excluded.mtime, seen_at = excluded.seen_at",
-    )?
-    .execute(params![sha.as_str(), s.client, s.path, s.name, mtime, seen])?;
+    let refreshed = tx
+        .prepare_cached(
+            "UPDATE sightings SET name = ?4, mtime = ?5, seen_at = ?6, token = ?7 \
+             WHERE sha256 = ?1 AND client = ?2 AND path = ?3",
+        )?
+        .execute(params![
+            sha.as_str(),
+            s.client,
+            s.path,
+            s.name,
+            mtime,
+            seen,
+            s.token
+        ])?;
+    if refreshed == 0 {
+        // Counting stops at the cap: the cost is bounded whatever the table holds.
+        let held: i64 = tx
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM sightings WHERE sha256 = ?1 LIMIT ?2)",
+            )?
+            .query_row(params![sha.as_str(), to_i64(cap)], |r| r.get(0))?;
+        if u64::try_from(held).unwrap_or_default() >= cap {
+            return Ok(false);
+        }
+        tx.prepare_cached(
+            "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            sha.as_str(),
+            s.client,
+            s.path,
+            s.name,
+            mtime,
+            seen,
+            s.token
+        ])?;
+    }
     tx.prepare_cached("UPDATE assets SET last_seen = max(last_seen, ?2) WHERE sha256 = ?1")?
         .execute(params![sha.as_str(), seen])?;
-    Ok(())
+    Ok(true)
 }

@@ -37,6 +37,16 @@ impl HashLocks {
         }
     }
 
+    /// [`Self::lock`], giving up after `wait` (`None`): a request never waits
+    /// without bound behind another on the same hash.
+    pub async fn lock_within(
+        &self,
+        key: &Sha256Hex,
+        wait: std::time::Duration,
+    ) -> Option<HashGuard> {
+        tokio::time::timeout(wait, self.lock(key)).await.ok()
+    }
+
     /// Number of hashes with a holder or waiter (for tests).
     pub fn active(&self) -> usize {
         self.map

@@ -3,9 +3,13 @@
 //! [`Storage`] and [`Index`]. Every operation on one hash holds that hash's
 //! lock, so concurrent uploads of the same content cannot interleave.
 
+mod caller;
 mod inflight;
+mod ingest;
 mod locks;
 pub mod meta;
+mod quota;
+mod ready;
 mod spool;
 mod upload;
 
@@ -14,21 +18,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use asset_catalog_proto::{
-    Asset, AssetDetail, AssetPage, CheckResponse, MAX_CHECK_BATCH, Sha256Hex, UploadResponse,
+    Asset, AssetDetail, AssetPage, CheckResponse, MAX_CHECK_BATCH, Sha256Hex,
 };
-use bytes::Bytes;
-use futures_util::Stream;
-use time::OffsetDateTime;
 
-use crate::index::{Index, IndexError, ListFilter, NewAsset, SightingRecord};
+use crate::index::{Index, IndexError, ListFilter, SightingCursor, SightingPage};
 use crate::metrics::{DedupVia, Metrics};
-use crate::storage::{
-    Description, ObjectAttrs, ObjectBody, Sidecar, SidecarSighting, Storage, StorageError, keys,
-};
+use crate::storage::{ObjectBody, Storage, StorageError};
 
+pub use caller::Caller;
 pub use inflight::InFlight;
 pub use locks::HashLocks;
 pub use meta::{RawMeta, UploadMeta};
+pub use quota::Quotas;
+pub use ready::{READY_TIMEOUT, Readiness, ReadyCache};
 pub use spool::Spooled;
 pub use upload::{BodyError, SMALL_BODY_MAX};
 
@@ -64,6 +66,33 @@ pub enum ServiceError {
     Index(#[from] IndexError),
     #[error("spooling the upload to a temporary file failed: {0}")]
     Spool(#[source] std::io::Error),
+    #[error(
+        "token {token} is bound to client {bound:?} and cannot speak for client {named:?}; use that client's own token"
+    )]
+    WrongClient {
+        token: String,
+        bound: String,
+        named: String,
+    },
+    #[error(
+        "token {token} may store {max} bytes of new content; it holds {used} and this upload has {size}; delete content or ask for a larger quota"
+    )]
+    QuotaExceeded {
+        token: String,
+        max: u64,
+        used: u64,
+        size: u64,
+    },
+    #[error("this token may start {per_minute} uploads per minute; retry in {retry_after} s")]
+    RateLimited { per_minute: u32, retry_after: u64 },
+    #[error(
+        "this content already has {cap} sightings ([server] max_sightings_per_asset); it is stored, but this place was not recorded"
+    )]
+    TooManySightings { cap: u64 },
+    #[error(
+        "another request on this content has held it for {secs} s (an upload of the same bytes still arriving); retry later"
+    )]
+    Busy { secs: u64 },
 }
 
 /// Limits that apply to every request.
@@ -71,6 +100,10 @@ pub enum ServiceError {
 pub struct Limits {
     pub max_upload_bytes: u64,
     pub spool_dir: PathBuf,
+    /// Places recorded per asset (`[server] max_sightings_per_asset`).
+    pub max_sightings: u64,
+    /// Longest wait for another request on the same hash (`[server] same_hash_wait_secs`).
+    pub same_hash_wait: std::time::Duration,
 }
 
 /// The catalog service; cheap to clone.
@@ -85,21 +118,10 @@ struct Inner {
     index: Index,
     locks: HashLocks,
     inflight: InFlight,
+    ready: ReadyCache,
+    quotas: Quotas,
     limits: Limits,
     metrics: Arc<Metrics>,
-}
-
-/// Outcome of the readiness probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Readiness {
-    pub storage: Result<(), String>,
-    pub index: Result<u64, String>,
-}
-
-impl Readiness {
-    pub fn is_ready(&self) -> bool {
-        self.storage.is_ok() && self.index.is_ok()
-    }
 }
 
 impl Catalog {
@@ -110,6 +132,8 @@ impl Catalog {
                 index,
                 locks: HashLocks::default(),
                 inflight: InFlight::default(),
+                ready: ReadyCache::default(),
+                quotas: Quotas::default(),
                 limits,
                 metrics,
             }),
@@ -132,136 +156,26 @@ impl Catalog {
         &self.inner.metrics
     }
 
-    /// May an upload start now? `storage_unavailable` at once while storage
-    /// is known to be down (but for a trial every few seconds), so that an
-    /// outage never holds upload slots or reads bodies it cannot store.
-    pub fn admit_upload(&self) -> Result<(), ServiceError> {
-        Ok(self.inner.storage.health().admit()?)
+    /// May `caller` start an upload now? `storage_unavailable` at once while
+    /// storage is known to be down (but for a trial every few seconds), so
+    /// that an outage never holds upload slots or reads bodies it cannot
+    /// store; `rate_limited` past the token's uploads per minute.
+    pub fn admit_upload(&self, caller: &Caller) -> Result<(), ServiceError> {
+        self.inner.storage.health().admit()?;
+        self.inner.quotas.admit(caller)
     }
 
-    /// `PUT /v1/assets/{sha256}`: store the body if new (verified), record the sighting.
-    pub async fn upload<S>(
-        &self,
-        sha: Sha256Hex,
-        meta: UploadMeta,
-        declared_len: Option<u64>,
-        body: S,
-    ) -> Result<UploadResponse, ServiceError>
-    where
-        S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
-    {
-        let limit = self.inner.limits.max_upload_bytes;
-        if declared_len.is_some_and(|n| n > limit) {
-            return Err(ServiceError::PayloadTooLarge { limit });
-        }
-        // In flight before the lock and the first body byte: from here on a
-        // check calls this hash present (see `inflight`).
-        let _arriving = self.inner.inflight.begin(&sha);
-        let _guard = self.inner.locks.lock(&sha).await;
-        if self.inner.index.get(&sha).await?.is_some() {
-            upload::drain_verified(&sha, limit, body).await?;
-            let asset = self.record(&sha, &meta).await?;
-            self.inner.metrics.upload_existing();
-            return Ok(UploadResponse {
-                created: false,
-                asset,
-            });
-        }
-        let key = keys::data_key(&sha, keys::extension_of(&meta.name).as_deref());
-        let description = describe(&meta, OffsetDateTime::now_utc());
-        // Where objects keep attributes the description rides on the content
-        // object (one PUT); otherwise, or when too long, in a sidecar.
-        let attribute = self
-            .inner
-            .storage
-            .keeps_attributes()
-            .then(|| description.to_attribute())
-            .flatten();
-        let target = upload::Target {
-            key: &key,
-            attrs: ObjectAttrs {
-                content_type: &description.content_type,
-                description: attribute.as_deref(),
-            },
-            expected: &sha,
-            limit,
-        };
-        let size = upload::store_verified(&self.inner.storage, target, body).await?;
-        if attribute.is_none() {
-            let sidecar = Sidecar {
-                version: crate::storage::sidecar::SIDECAR_VERSION,
-                sha256: sha.clone(),
-                key: key.clone(),
-                size,
-                description: description.clone(),
-            };
-            self.inner.storage.put_sidecar(&sidecar).await?;
-        }
-        let asset = NewAsset {
-            sha256: sha.clone(),
-            key,
-            size,
-            content_type: description.content_type,
-            name: description.name,
-            first_seen: description.first_seen,
-        };
-        let (asset, created) = self
-            .inner
-            .index
-            .insert(asset, sighting(meta, description.first_seen))
-            .await?;
-        if created {
-            self.inner.metrics.upload_created(size);
-        } else {
-            self.inner.metrics.upload_existing();
-        }
-        Ok(UploadResponse { created, asset })
-    }
-
-    async fn record(&self, sha: &Sha256Hex, meta: &UploadMeta) -> Result<Asset, ServiceError> {
-        let record = sighting(meta.clone(), OffsetDateTime::now_utc());
+    /// Take the lock of `sha`, waiting at most `[server] same_hash_wait_secs`
+    /// for another request on it (an upload whose sender is slow).
+    async fn lock(&self, sha: &Sha256Hex) -> Result<locks::HashGuard, ServiceError> {
+        let wait = self.inner.limits.same_hash_wait;
         self.inner
-            .index
-            .record_sighting(sha, record)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(sha.clone()))
-    }
-
-    /// Receive a body of unknown hash into a temporary file (form uploads).
-    pub async fn spool<S>(&self, body: S) -> Result<Spooled, ServiceError>
-    where
-        S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
-    {
-        let limits = &self.inner.limits;
-        spool::spool(&limits.spool_dir, limits.max_upload_bytes, body).await
-    }
-
-    /// Store a spooled body (its hash is now known).
-    pub async fn upload_spooled(
-        &self,
-        spooled: Spooled,
-        meta: UploadMeta,
-    ) -> Result<UploadResponse, ServiceError> {
-        let sha = spooled.sha256.clone();
-        let size = spooled.size;
-        self.upload(sha, meta, Some(size), spooled.into_stream())
+            .locks
+            .lock_within(sha, wait)
             .await
-    }
-
-    /// `POST /v1/assets/{sha256}/sightings`: known content seen at another
-    /// place. Waits for an upload of the same content under way (it holds
-    /// the hash's lock): a client that `check` told "present" because the
-    /// bytes were arriving gets that upload's outcome, the sighting recorded
-    /// or 404 when the upload failed.
-    pub async fn add_sighting(
-        &self,
-        sha: &Sha256Hex,
-        meta: UploadMeta,
-    ) -> Result<Asset, ServiceError> {
-        let _guard = self.inner.locks.lock(sha).await;
-        let asset = self.record(sha, &meta).await?;
-        self.inner.metrics.dedup_hit(DedupVia::Sighting, 1);
-        Ok(asset)
+            .ok_or(ServiceError::Busy {
+                secs: wait.as_secs(),
+            })
     }
 
     /// `POST /v1/assets/check`: which of these hashes are missing — neither
@@ -314,13 +228,42 @@ impl Catalog {
             .ok_or_else(|| ServiceError::NotFound(sha.clone()))
     }
 
-    /// `GET /v1/assets/{sha256}`.
-    pub async fn detail(&self, sha: &Sha256Hex) -> Result<AssetDetail, ServiceError> {
-        self.inner
+    /// `GET /v1/assets/{sha256}`: the asset and one page of its sightings;
+    /// which token did what only for admin callers.
+    pub async fn detail(
+        &self,
+        caller: &Caller,
+        sha: &Sha256Hex,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<AssetDetail, ServiceError> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE);
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(ServiceError::BadRequest(format!(
+                "sightings_limit must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let after = cursor
+            .map(|c| {
+                SightingCursor::decode(c).ok_or_else(|| {
+                    ServiceError::BadRequest(
+                        "sightings_cursor is not one this server handed out; start without it"
+                            .into(),
+                    )
+                })
+            })
+            .transpose()?;
+        let mut detail = self
+            .inner
             .index
-            .detail(sha)
+            .detail(sha, SightingPage { limit, after })
             .await?
-            .ok_or_else(|| ServiceError::NotFound(sha.clone()))
+            .ok_or_else(|| ServiceError::NotFound(sha.clone()))?;
+        if !caller.scopes().allows(crate::auth::Scope::Admin) {
+            detail.uploaded_by = None;
+            detail.sightings.iter_mut().for_each(|s| s.token = None);
+        }
+        Ok(detail)
     }
 
     /// The bytes of `asset`, all or `range` (end exclusive).
@@ -339,49 +282,25 @@ impl Catalog {
         }
     }
 
-    /// `DELETE /v1/assets/{sha256}`: object, then index row, then sidecar.
-    pub async fn delete(&self, sha: &Sha256Hex) -> Result<(), ServiceError> {
-        let _guard = self.inner.locks.lock(sha).await;
-        let asset = self.asset(sha).await?;
-        self.inner.storage.delete(&asset.key).await?;
-        self.inner.index.delete(sha).await?;
-        if let Err(e) = self.inner.storage.delete(&keys::sidecar_key(sha)).await {
-            tracing::warn!(asset.sha256 = %sha, error = %e, "deleting the sidecar failed; it is ignored by reindex");
-        }
-        Ok(())
-    }
-
     /// Can storage and index serve requests right now?
+    /// Cached for about a second (see [`ReadyCache`]).
     pub async fn readiness(&self) -> Readiness {
-        let (storage, index) = tokio::join!(self.inner.storage.probe(), self.inner.index.ping());
-        Readiness {
-            storage: storage.map_err(|e| e.to_string()),
-            index: index.map_err(|e| e.to_string()),
-        }
+        self.inner
+            .ready
+            .get(async {
+                self.inner.metrics.readiness_probe();
+                let (storage, index) =
+                    tokio::join!(self.inner.storage.probe(), self.inner.index.ping());
+                Readiness {
+                    storage: storage.map_err(|e| e.to_string()),
+                    index: index.map_err(|e| e.to_string()),
+                }
+            })
+            .await
     }
-}
 
-/// The core metadata of content first seen now as `meta` describes it.
-fn describe(meta: &UploadMeta, now: OffsetDateTime) -> Description {
-    Description {
-        content_type: meta.effective_content_type(),
-        name: meta.name.clone(),
-        first_seen: now,
-        first_sighting: Some(SidecarSighting {
-            client: meta.client.clone(),
-            path: meta.path.clone(),
-            name: meta.name.clone(),
-            mtime: meta.mtime,
-        }),
-    }
-}
-
-fn sighting(meta: UploadMeta, seen_at: OffsetDateTime) -> SightingRecord {
-    SightingRecord {
-        client: meta.client,
-        path: meta.path,
-        name: meta.name,
-        mtime: meta.mtime,
-        seen_at,
+    /// Readiness probes run so far (each answers `/readyz` for a second).
+    pub fn readiness_probes(&self) -> u64 {
+        self.inner.ready.probes()
     }
 }

@@ -28,6 +28,14 @@ pub enum BodyError {
     /// No bytes arrived for this many seconds (a slow or stuck sender).
     #[error("the request body stalled for {0} s")]
     Stalled(u64),
+    /// Fewer than `min_rate` bytes per second arrived over `window` seconds.
+    #[error(
+        "the request body arrived at less than {min_rate} bytes/s over {window} s ([server] min_upload_bytes_per_sec)"
+    )]
+    TooSlow { min_rate: u64, window: u64 },
+    /// The upload took longer than this many seconds in all.
+    #[error("the upload took longer than {0} s ([server] upload_deadline_secs)")]
+    Deadline(u64),
 }
 
 /// Counts and hashes a body as it streams, refusing it past `limit` bytes.

@@ -11,6 +11,7 @@ use actix_web::http::header;
 use asset_catalog_proto::{ErrorCode, HEADER_NAME};
 use asset_catalog_server::auth::{Presented, Scope, Scopes};
 use asset_catalog_server::index::Index;
+use asset_catalog_server::index::TokenLimits;
 use asset_catalog_server::token_admin;
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,10 +36,15 @@ struct Route {
 }
 
 async fn token(s: &TestServer, name: &str, scopes: &[Scope]) -> String {
-    token_admin::create(s.config(), name, &Scopes::new(scopes.to_vec()))
-        .await
-        .expect("create token")
-        .text
+    token_admin::create(
+        s.config(),
+        name,
+        &Scopes::new(scopes.to_vec()),
+        &TokenLimits::default(),
+    )
+    .await
+    .expect("create token")
+    .text
 }
 
 /// The token that lacks `scope` (admin-only routes: upload + read).

@@ -36,25 +36,6 @@ fn sighting(s: &TestServer, sha: &str) -> tokio::task::JoinHandle<(u16, serde_js
     })
 }
 
-async fn metric(s: &TestServer, series: &str) -> u64 {
-    let mut res = s
-        .client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    let text = res.body().await.expect("metrics body");
-    String::from_utf8_lossy(&text)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .parse::<f64>()
-                .ok()
-        })
-        .map_or(0, |v| v as u64)
-}
-
 /// A killed watcher's `PUT` of `body` with its first `sent` bytes on the
 /// server, and the restarted watcher's check ("present") and sighting
 /// (waiting for that upload), as the restarted watcher sends them.
@@ -117,11 +98,13 @@ async fn content_arriving_in_an_upload_is_not_missing() {
         "{json}"
     );
     assert_eq!(
-        metric(&s, "asset_catalog_uploads_total{outcome=\"created\"}").await,
+        s.metric("asset_catalog_uploads_total{outcome=\"created\"}")
+            .await,
         1
     );
     assert_eq!(
-        metric(&s, "asset_catalog_uploads_total{outcome=\"existing\"}").await,
+        s.metric("asset_catalog_uploads_total{outcome=\"existing\"}")
+            .await,
         0,
         "no bytes sent twice"
     );

@@ -9,6 +9,7 @@ mod binary;
 mod conformance;
 mod faults;
 mod garage;
+mod hardening;
 mod inflight;
 mod large;
 mod outage;
@@ -72,6 +73,31 @@ mod security {
     #[actix_web::test]
     async fn oversized_headers_get_431() {
         crate::auth::oversized_headers_get_431().await;
+    }
+
+    #[actix_web::test]
+    async fn made_up_methods_and_paths_add_no_metric_series() {
+        crate::hardening::made_up_methods_and_paths_add_no_metric_series().await;
+    }
+
+    #[actix_web::test]
+    async fn readyz_tells_strangers_only_ready_or_not() {
+        crate::hardening::readyz_tells_strangers_only_ready_or_not().await;
+    }
+
+    #[actix_web::test]
+    async fn an_oversized_check_batch_is_refused_before_the_rest_is_parsed() {
+        crate::hardening::an_oversized_check_batch_is_refused_before_the_rest_is_parsed().await;
+    }
+
+    #[actix_web::test]
+    async fn trickling_uploads_hold_no_slot_a_normal_upload_needs() {
+        crate::hardening::trickling_uploads_hold_no_slot_a_normal_upload_needs().await;
+    }
+
+    #[actix_web::test]
+    async fn a_trickling_form_upload_is_cut_like_a_put() {
+        crate::hardening::a_trickling_form_upload_is_cut_like_a_put().await;
     }
 }
 

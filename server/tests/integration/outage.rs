@@ -21,7 +21,7 @@ pub async fn storage_outage_gives_503_and_not_ready(kind: Kind) {
         .put(&sha256_hex(body), "during.txt", Bytes::from_static(body))
         .await;
     assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
-    let (status, json) = s.get_json("/readyz").await;
+    let (status, json) = s.readyz_settled(503).await;
     assert_error(status, &json, 503, ErrorCode::StorageUnavailable);
     let (status, _) = s.get_json("/healthz").await;
     assert_eq!(status, 200, "alive even when not ready");
@@ -31,7 +31,7 @@ pub async fn storage_outage_gives_503_and_not_ready(kind: Kind) {
     assert_error(status, &json, 404, ErrorCode::NotFound);
     if let Some(restore) = restore {
         restore();
-        let (status, json) = s.get_json("/readyz").await;
+        let (status, json) = s.readyz_settled(200).await;
         assert_eq!(status, 200, "{json}");
         s.upload("during.txt", body).await;
     }
@@ -188,7 +188,7 @@ pub async fn storage_down_while_uploads_keep_arriving(kind: Kind) {
         done.iter().all(|a| a.refused > 0),
         "each upload met the outage: {done:?}"
     );
-    let (status, json) = s.get_json("/readyz").await;
+    let (status, json) = s.readyz_settled(200).await;
     assert_eq!(status, 200, "{json}");
     let mut want = s.keys_of(&format!("{}.txt", sha256_hex(BEFORE)));
     for a in &done {
@@ -269,7 +269,7 @@ pub async fn an_outage_never_fills_the_upload_slots(kind: Kind) {
     }
     eprintln!("{refused} uploads during the outage, each 503 storage_unavailable");
     s.garage.as_mut().expect("garage").restart().await;
-    let (status, json) = s.get_json("/readyz").await;
+    let (status, json) = s.readyz_settled(200).await;
     assert_eq!(status, 200, "{json}");
     s.upload("after.txt", b"stored after the outage").await;
     s.stop().await;

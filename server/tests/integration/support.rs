@@ -10,6 +10,7 @@ use std::sync::Arc;
 use asset_catalog_proto::{ErrorBody, ErrorCode, HEADER_CLIENT, HEADER_NAME, HEADER_PATH};
 use asset_catalog_server::Config;
 use asset_catalog_server::auth::{Scope, Scopes};
+use asset_catalog_server::index::TokenLimits;
 use asset_catalog_server::storage::{Backend, Storage};
 use asset_catalog_server::token_admin;
 use bytes::Bytes;
@@ -113,7 +114,7 @@ impl TestServer {
             _ => Storage::open(&config).expect("open storage"),
         };
         let admin = Scopes::new(vec![Scope::Admin]);
-        let token = token_admin::create(&config, "test-admin", &admin)
+        let token = token_admin::create(&config, "test-admin", &admin, &TokenLimits::default())
             .await
             .expect("create admin token")
             .text;
@@ -169,6 +170,46 @@ impl TestServer {
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!("server on {} did not become ready: {last}", self.addr);
+    }
+
+    /// `GET /readyz` until it answers `want` (its answer is cached for about
+    /// a second, so a change of storage shows within two), or the last answer.
+    pub async fn readyz_settled(&self, want: u16) -> (u16, serde_json::Value) {
+        let mut last = self.get_json("/readyz").await;
+        for _ in 0..30 {
+            if last.0 == want {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            last = self.get_json("/readyz").await;
+        }
+        last
+    }
+
+    /// The `/metrics` text (read with the admin token).
+    pub async fn metrics_text(&self) -> String {
+        let mut res = self
+            .client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics");
+        let body = res.body().limit(16 << 20).await.expect("metrics body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
+    /// The value of one series (`name{labels}`), 0 when absent.
+    pub async fn metric(&self, series: &str) -> u64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
+            .map_or(0, |v| v as u64)
     }
 
     /// An awc client that sends the admin token.

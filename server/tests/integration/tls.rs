@@ -66,10 +66,15 @@ async fn tls_handshake_with_the_real_client_and_a_custom_ca() {
     config.storage.url = Some("memory://".into());
     config.server.tls_cert_file = Some(dir.path().join("cert.pem"));
     config.server.tls_key_file = Some(dir.path().join("key.pem"));
-    let token = token_admin::create(&config, "tls", &Scopes::new(vec![Scope::Admin]))
-        .await
-        .expect("token")
-        .text;
+    let token = token_admin::create(
+        &config,
+        "tls",
+        &Scopes::new(vec![Scope::Admin]),
+        &asset_catalog_server::index::TokenLimits::default(),
+    )
+    .await
+    .expect("token")
+    .text;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -22,7 +22,7 @@ fn faults_storage_down_the_watcher_backs_off_and_finishes_after() {
 
     server.break_storage();
     let down = Instant::now();
-    let (status, json) = server.readyz();
+    let (status, json) = server.readyz_settled(503);
     assert_eq!(status, 503, "{json}");
     assert_eq!(json["code"], "storage_unavailable", "{json}");
     let (mut want, mut total) = arrive_in_waves(&home, "storage", (6, 10), outage);
@@ -56,7 +56,7 @@ fn faults_storage_down_the_watcher_backs_off_and_finishes_after() {
 
     server.restore_storage();
     let back = Instant::now();
-    let (status, json) = server.readyz();
+    let (status, json) = server.readyz_settled(200);
     assert_eq!(status, 200, "{json}");
     // Files keep arriving: the first to go through ends the outage, and the
     // waiting files are retried at once rather than at their next backoff.

@@ -213,6 +213,20 @@ impl Server {
         (res.status, res.json())
     }
 
+    /// [`Self::readyz`] until it answers `want` (the server caches its
+    /// answer for about a second), or the last answer after three seconds.
+    pub fn readyz_settled(&self, want: u16) -> (u16, Value) {
+        let mut last = self.readyz();
+        for _ in 0..30 {
+            if last.0 == want {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            last = self.readyz();
+        }
+        last
+    }
+
     /// Bytes of new content the server stored.
     pub fn stored_bytes(&self) -> u64 {
         self.metric("asset_catalog_upload_bytes_total")
