@@ -3,6 +3,7 @@
 //! and a real S3 server (Garage), and the spawned binary with systemd-style
 //! readiness over a real `NOTIFY_SOCKET`.
 
+mod accounts;
 mod auth;
 mod bad_input;
 mod binary;
@@ -16,6 +17,7 @@ mod outage;
 mod protocol;
 mod support;
 mod tls;
+mod token_cli;
 
 /// Instantiate every suite function for one backend.
 macro_rules! suite {
@@ -93,6 +95,31 @@ mod security {
     #[actix_web::test]
     async fn trickling_uploads_hold_no_slot_a_normal_upload_needs() {
         crate::hardening::trickling_uploads_hold_no_slot_a_normal_upload_needs().await;
+    }
+
+    #[actix_web::test]
+    async fn sightings_are_capped_and_paged() {
+        crate::accounts::sightings_are_capped_and_paged().await;
+    }
+
+    #[actix_web::test]
+    async fn every_write_names_its_token() {
+        crate::accounts::every_write_names_its_token().await;
+    }
+
+    #[actix_web::test]
+    async fn a_bound_token_speaks_only_for_its_client() {
+        crate::accounts::a_bound_token_speaks_only_for_its_client().await;
+    }
+
+    #[actix_web::test]
+    async fn an_upload_token_learns_only_that_content_exists() {
+        crate::accounts::an_upload_token_learns_only_that_content_exists().await;
+    }
+
+    #[actix_web::test]
+    async fn quotas_refuse_with_stable_codes() {
+        crate::accounts::quotas_refuse_with_stable_codes().await;
     }
 
     #[actix_web::test]
