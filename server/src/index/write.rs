@@ -76,7 +76,14 @@ impl Index {
                 )?
                 .execute(params![token, to_i64(asset.size)])?;
             }
-            let sighted = upsert_sighting(conn, &asset.sha256, &sighting, cap)?;
+            // A row just created has no sightings: nothing to refresh or count.
+            let sighted = if created {
+                insert_sighting(conn, &asset.sha256, &sighting)?;
+                touch_asset(conn, &asset.sha256, &sighting)?;
+                true
+            } else {
+                upsert_sighting(conn, &asset.sha256, &sighting, cap)?
+            };
             let stored =
                 get_asset(conn, &asset.sha256)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
             Ok(Inserted {
@@ -193,7 +200,6 @@ fn upsert_sighting(
     cap: u64,
 ) -> rusqlite::Result<bool> {
     let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
-    let seen = to_nanos(s.seen_at);
     let refreshed = tx
         .prepare_cached(
             "UPDATE sightings SET name = ?4, mtime = ?5, seen_at = ?6, token = ?7 \
@@ -205,7 +211,7 @@ fn upsert_sighting(
             s.path,
             s.name,
             mtime,
-            seen,
+            to_nanos(s.seen_at),
             s.token
         ])?;
     if refreshed == 0 {
@@ -218,21 +224,32 @@ fn upsert_sighting(
         if u64::try_from(held).unwrap_or_default() >= cap {
             return Ok(false);
         }
-        tx.prepare_cached(
-            "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            sha.as_str(),
-            s.client,
-            s.path,
-            s.name,
-            mtime,
-            seen,
-            s.token
-        ])?;
+        insert_sighting(tx, sha, s)?;
     }
-    tx.prepare_cached("UPDATE assets SET last_seen = max(last_seen, ?2) WHERE sha256 = ?1")?
-        .execute(params![sha.as_str(), seen])?;
+    touch_asset(tx, sha, s)?;
     Ok(true)
+}
+
+fn insert_sighting(tx: &Connection, sha: &Sha256Hex, s: &SightingRecord) -> rusqlite::Result<()> {
+    let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
+    tx.prepare_cached(
+        "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        sha.as_str(),
+        s.client,
+        s.path,
+        s.name,
+        mtime,
+        to_nanos(s.seen_at),
+        s.token
+    ])
+    .map(drop)
+}
+
+fn touch_asset(tx: &Connection, sha: &Sha256Hex, s: &SightingRecord) -> rusqlite::Result<()> {
+    tx.prepare_cached("UPDATE assets SET last_seen = max(last_seen, ?2) WHERE sha256 = ?1")?
+        .execute(params![sha.as_str(), to_nanos(s.seen_at)])
+        .map(drop)
 }
