@@ -56,7 +56,7 @@ pub enum ErrorCode {
     /// The token's uploads-per-minute limit (`token create --rate`) was
     /// reached; 429 with `Retry-After`.
     RateLimited,
-    /// The asset already has `[limits] max_sightings_per_asset` sightings;
+    /// The asset already has `[server] max_sightings_per_asset` sightings;
     /// the content is stored, this further path is not recorded.
     TooManySightings,
     /// The token is bound to another client id (`token create --client`).

@@ -60,7 +60,13 @@ pub(super) async fn get(
     } = query.into_inner();
     let detail = state
         .catalog
-        .detail(&caller, &sha, sightings_limit, sightings_cursor.as_deref())
+        // An empty cursor means the first page, as in `GET /v1/assets`.
+        .detail(
+            &caller,
+            &sha,
+            sightings_limit,
+            sightings_cursor.as_deref().filter(|c| !c.is_empty()),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(detail))
 }
