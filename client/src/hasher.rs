@@ -1,12 +1,13 @@
 //! SHA-256 of files on a bounded pool of blocking threads. `sha2` picks the
 //! CPU's SHA extensions (SHA-NI / ARMv8 SHA2) at run time. Files are opened
-//! read-only without following symlinks and read in fixed chunks, so memory
-//! stays flat whatever the size; a file that changes while being read is
-//! reported as changed rather than given a hash it never had.
+//! read-only beneath their watched root without following a symlink at any
+//! component (`beneath`), checked to be regular files on the descriptor that
+//! was opened, and read from it in fixed chunks, so memory stays flat
+//! whatever the size; a file that changes while being read is reported as
+//! changed rather than given a hash it never had.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use asset_catalog_proto::Sha256Hex;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
+use crate::beneath::RootDir;
 use crate::error::TransferError;
 use crate::state::FileStat;
 
@@ -45,43 +47,45 @@ impl Hasher {
         }
     }
 
-    /// Hash `path` on the pool.
-    pub async fn hash(&self, path: PathBuf) -> Result<Hashed, TransferError> {
+    /// Hash `path`, beneath the watched directory `root`, on the pool.
+    pub async fn hash(&self, root: PathBuf, path: PathBuf) -> Result<Hashed, TransferError> {
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|_| TransferError::Worker)?;
         let counter = Arc::clone(&self.bytes_hashed);
-        tokio::task::spawn_blocking(move || hash_file(&path, &counter))
+        tokio::task::spawn_blocking(move || hash_file(&root, &path, &counter))
             .await
             .map_err(|_| TransferError::Worker)?
     }
 }
 
-/// Open a file to read its content: read-only, no symlinks, no blocking on
-/// FIFOs, and it must be a regular file.
-pub fn open_regular(path: &Path) -> Result<(File, FileStat), TransferError> {
-    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(flags.bits() as i32)
-        .open(path)
-        .map_err(|e| match rustix::io::Errno::from_io_error(&e) {
-            // A symlink now sits at the path: not a file we upload.
-            Some(rustix::io::Errno::LOOP) => TransferError::Io(std::io::ErrorKind::NotFound.into()),
-            _ => TransferError::Io(e),
-        })?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
+/// Open a file beneath the watched directory `root` to read its content:
+/// read-only, no symlink at any component (one there, or a path leading out,
+/// counts as the file being gone), no blocking on FIFOs, and the descriptor
+/// opened must be a regular file.
+pub fn open_regular(root: &Path, path: &Path) -> Result<(File, FileStat), TransferError> {
+    use rustix::fs::{FileType, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let fd = RootDir::open(root)?
+        .open_at(path, flags)
+        .map_err(|e| TransferError::Io(e.into_io()))?;
+    let st = rustix::fs::fstat(&fd).map_err(std::io::Error::from)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(TransferError::Io(std::io::ErrorKind::NotFound.into()));
     }
-    Ok((file, FileStat::from_metadata(&meta)))
+    Ok((File::from(fd), FileStat::from_stat(&st)))
 }
 
-/// Hash the file at `path`, adding the bytes read to `counter`.
-pub fn hash_file(path: &Path, counter: &AtomicU64) -> Result<Hashed, TransferError> {
-    let (mut file, before) = open_regular(path)?;
+/// The stat of an open file, as `open_regular` gives it.
+pub fn stat_of(file: &File) -> std::io::Result<FileStat> {
+    Ok(FileStat::from_stat(&rustix::fs::fstat(file)?))
+}
+
+/// Hash the file at `path` beneath `root`, adding the bytes read to `counter`.
+pub fn hash_file(root: &Path, path: &Path, counter: &AtomicU64) -> Result<Hashed, TransferError> {
+    let (mut file, before) = open_regular(root, path)?;
     let mut hasher = Sha256::new();
     // Small files get a small buffer: zeroing a full chunk for each 4 KiB
     // file cost more than hashing it. (Not smaller than 64 KiB, so a file
@@ -100,7 +104,7 @@ pub fn hash_file(path: &Path, counter: &AtomicU64) -> Result<Hashed, TransferErr
         total += n as u64;
         counter.fetch_add(n as u64, Ordering::Relaxed);
     }
-    let after = FileStat::from_metadata(&file.metadata()?);
+    let after = stat_of(&file)?;
     if after != before || total != before.size {
         return Err(TransferError::Changed);
     }
@@ -121,7 +125,7 @@ mod tests {
         std::fs::write(&p, b"abc").expect("write");
         let counter = Arc::new(AtomicU64::new(0));
         let h = Hasher::new(2, Arc::clone(&counter))
-            .hash(p)
+            .hash(dir.path().to_path_buf(), p)
             .await
             .expect("hash");
         assert_eq!(
@@ -138,7 +142,7 @@ mod tests {
         let p = dir.path().join("big");
         let data = vec![7u8; CHUNK * 3 + 17];
         std::fs::write(&p, &data).expect("write");
-        let h = hash_file(&p, &AtomicU64::new(0)).expect("hash");
+        let h = hash_file(dir.path(), &p, &AtomicU64::new(0)).expect("hash");
         assert_eq!(
             h.sha256,
             Sha256Hex::from_digest(Sha256::digest(&data).into())
@@ -146,20 +150,31 @@ mod tests {
     }
 
     #[test]
-    fn symlinks_dirs_and_missing_files_are_not_hashed() {
+    fn symlinks_dirs_missing_files_and_paths_outside_are_not_hashed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let target = dir.path().join("t");
         std::fs::write(&target, b"x").expect("write");
         let link = dir.path().join("l");
         std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        std::fs::create_dir(dir.path().join("d")).expect("mkdir");
+        std::fs::write(dir.path().join("d/t"), b"y").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("d"), dir.path().join("ld")).expect("symlink");
         let c = AtomicU64::new(0);
-        for p in [link, dir.path().to_path_buf(), dir.path().join("missing")] {
-            let e = hash_file(&p, &c).expect_err("not a regular file");
+        let paths = [
+            link,
+            dir.path().to_path_buf(),
+            dir.path().join("missing"),
+            dir.path().join("ld/t"),
+            PathBuf::from("/etc/hostname"),
+        ];
+        for p in paths {
+            let e = hash_file(dir.path(), &p, &c).expect_err("not a regular file inside");
             assert_eq!(
                 e.disposition(),
                 crate::error::Disposition::Vanished,
                 "{p:?}: {e}"
             );
         }
+        assert_eq!(c.load(Ordering::Relaxed), 0, "not a byte read");
     }
 }

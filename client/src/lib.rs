@@ -5,8 +5,11 @@
 //! `cli` → `daemon` (run / scan) → `watch` (inotify), `scan` (the indexer
 //! thread), `pipeline` (hash → check → upload) → `upload` (awc), `state`
 //! (SQLite), `queue` (debounce, backoff), `hasher`; with `config`, `paths`,
-//! `ignore`, `error`, `notify` and `logging` beside them.
+//! `ignore`, `error`, `notify` and `logging` beside them, `beneath` (opens that
+//! never leave a watched root) under `scan` and `hasher`, and `shown` (names
+//! escaped for logs and `status`).
 
+pub mod beneath;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -20,6 +23,7 @@ pub mod paths;
 pub mod pipeline;
 pub mod queue;
 pub mod scan;
+pub mod shown;
 pub mod special;
 pub mod state;
 pub mod status;

@@ -4,37 +4,31 @@
 //! they are common and harmless, and they are not followed, so a loop
 //! cannot trap a walk).
 
-use std::fs::FileType;
-use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
+
+use rustix::fs::FileType;
+
+use crate::shown;
 
 /// What kind of non-regular entry this is, for the log.
 pub fn kind(ft: FileType) -> &'static str {
-    if ft.is_symlink() {
-        "symlink (not followed)"
-    } else if ft.is_fifo() {
-        "FIFO"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_block_device() || ft.is_char_device() {
-        "device node"
-    } else {
-        "special file"
+    match ft {
+        FileType::Symlink => "symlink (not followed)",
+        FileType::Fifo => "FIFO",
+        FileType::Socket => "socket",
+        FileType::BlockDevice | FileType::CharacterDevice => "device node",
+        _ => "special file",
     }
 }
 
 /// Log that a walk skipped `path`, which is not a regular file.
 pub fn note_skipped(path: &Path, ft: FileType) {
     let kind = kind(ft);
-    if ft.is_symlink() {
-        tracing::debug!(file.path = %path.display(), kind, "skipped: not a regular file");
+    let shown = shown::path(path);
+    if ft == FileType::Symlink {
+        tracing::debug!(file.path = %shown, kind, "skipped: not a regular file");
     } else {
-        tracing::info!(
-            file.path = %path.display(),
-            kind,
-            "skipped {}: a {kind}, not a regular file",
-            path.display()
-        );
+        tracing::info!(file.path = %shown, kind, "skipped {shown}: a {kind}, not a regular file");
     }
 }
 
@@ -49,7 +43,10 @@ mod tests {
         std::os::unix::fs::symlink("l", &link).expect("symlink loop");
         let sock = dir.path().join("s");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
-        let ft = |p: &Path| std::fs::symlink_metadata(p).expect("lstat").file_type();
+        let ft = |p: &Path| {
+            let st = rustix::fs::lstat(p).expect("lstat");
+            FileType::from_raw_mode(st.st_mode)
+        };
         assert_eq!(kind(ft(&link)), "symlink (not followed)");
         assert_eq!(kind(ft(&sock)), "socket");
         assert_eq!(kind(ft(Path::new("/dev/null"))), "device node");

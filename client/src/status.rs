@@ -1,5 +1,7 @@
 //! `asset-watcher status`: what the state database says (it is safe to read
 //! while the daemon runs: WAL), as text for people or `--json` for scripts.
+//! The text shows names and the server's messages escaped (`shown`); the
+//! JSON keeps them exact (JSON escapes control characters itself).
 
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +11,8 @@ use time::OffsetDateTime;
 
 use crate::config::Settings;
 use crate::paths::Paths;
-use crate::state::{Failure, Report, State, StateError};
+use crate::shown;
+use crate::state::{Failure, Report, State, StateError, now_ms};
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -34,12 +37,17 @@ pub fn daemon_pid(paths: &Paths) -> Option<u32> {
 }
 
 fn when(ms: Option<i64>) -> String {
+    when_at(ms, now_ms())
+}
+
+/// `ms` (since the epoch) as a date and how long before `now` it was.
+fn when_at(ms: Option<i64>, now: i64) -> String {
     let Some(ms) = ms else {
         return "never".to_owned();
     };
     let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let ago = (crate::state::now_ms() - ms).max(0) / 1000;
+    let ago = (now - ms).max(0) / 1000;
     let fmt =
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     format!(
@@ -80,16 +88,15 @@ fn list(out: &mut dyn Write, title: &str, items: &[Failure], total: u64) -> std:
     writeln!(out, "{title}:")?;
     for f in items {
         let retry = match f.next_try_ms {
-            Some(ms) => format!(
-                ", next try in {} s",
-                ((ms - crate::state::now_ms()).max(0) + 999) / 1000
-            ),
+            Some(ms) => format!(", next try in {} s", ((ms - now_ms()).max(0) + 999) / 1000),
             None => String::new(),
         };
         writeln!(
             out,
             "  {}\n    {} (attempts: {}{retry})",
-            f.path, f.error, f.attempts
+            shown::text(&f.path),
+            shown::Made(&f.error),
+            f.attempts
         )?;
     }
     if total > items.len() as u64 {
@@ -148,9 +155,9 @@ fn print_text(
     };
     writeln!(out, "Daemon:     {daemon}")?;
     writeln!(out, "Server:     {} (as {})", doc.server, doc.client_id)?;
-    writeln!(out, "Watching:   {watching}")?;
+    writeln!(out, "Watching:   {}", shown::text(&watching))?;
     let created = if db_exists { "" } else { " (not created yet)" };
-    writeln!(out, "State:      {}{created}", doc.state_db)?;
+    writeln!(out, "State:      {}{created}", shown::text(&doc.state_db))?;
     writeln!(
         out,
         "Files:      {} known, {} synced",
@@ -198,5 +205,43 @@ mod tests {
         assert_eq!(human_secs(30), "30 s ago");
         assert_eq!(human_secs(600), "10 min ago");
         assert_eq!(when(None), "never");
+    }
+
+    #[test]
+    fn text_status_escapes_names() {
+        let evil = "/w/in\nvoice\u{202e}fdp.exe\u{1b}[2J";
+        let failure = Failure {
+            path: evil.to_owned(),
+            error: "server answered 400 bad_request: bad \u{1b}[31mname".to_owned(),
+            attempts: 1,
+            next_try_ms: None,
+        };
+        let report = Report {
+            failed: 1,
+            failures: vec![failure],
+            ..Report::default()
+        };
+        let doc = StatusDoc {
+            state_db: "/s/state.sqlite3".to_owned(),
+            daemon_pid: None,
+            server: "http://127.0.0.1:8000/".to_owned(),
+            client_id: "host-user",
+            watch: vec!["/w/\u{202e}odd".to_owned()],
+            report,
+        };
+        let mut out = Vec::new();
+        print_text(&doc, true, &mut out).expect("print");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains("/w/in\\nvoice\\u{202e}fdp.exe\\u{1b}[2J\n"),
+            "{text}"
+        );
+        assert!(text.contains("bad \\u{1b}[31mname"), "{text}");
+        assert!(text.contains("Watching:   /w/\\u{202e}odd"), "{text}");
+        let shown: String = text.lines().collect();
+        assert!(
+            !shown.chars().any(|c| c != '\\' && shown::needs_escape(c)),
+            "{text:?}"
+        );
     }
 }

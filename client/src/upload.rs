@@ -25,7 +25,8 @@ use tokio::time::Instant;
 
 use crate::config::Settings;
 use crate::error::TransferError;
-use crate::hasher::{CHUNK, open_regular};
+use crate::hasher::{CHUNK, stat_of};
+use crate::shown;
 use crate::state::FileStat;
 
 /// The metadata that travels with a file.
@@ -198,18 +199,18 @@ impl ApiClient {
         expect_ok(res).await.map(|_| ())
     }
 
-    /// `PUT /v1/assets/{sha256}` with the file's bytes streamed from disk.
-    /// `expected` is the stat the hash was computed from; any difference at
-    /// the start or the end of the transfer is `TransferError::Changed`.
+    /// `PUT /v1/assets/{sha256}` with the bytes of `file` (opened with
+    /// `hasher::open_regular`) streamed from disk. `expected` is the stat the
+    /// hash was computed from; any difference at the start or the end of the
+    /// transfer is `TransferError::Changed`.
     pub async fn upload(
         &self,
-        path: &Path,
+        file: std::fs::File,
         expected: &FileStat,
         sha: &Sha256Hex,
         meta: &FileMeta,
     ) -> Result<UploadResponse, TransferError> {
-        let (file, now) = open_regular(path)?;
-        if !now.same_content(expected) {
+        if !stat_of(&file)?.same_content(expected) {
             return Err(TransferError::Changed);
         }
         let progress = Rc::new(Cell::new(Instant::now()));
@@ -342,7 +343,8 @@ where
         message: if message.is_empty() {
             status.canonical_reason().unwrap_or("error").to_owned()
         } else {
-            message
+            // The server's words, shown in logs and `status`.
+            shown::escape(&message)
         },
     })
 }
@@ -403,7 +405,7 @@ mod tests {
             .expect("rt");
         rt.block_on(async {
             use futures_util::StreamExt;
-            let (f, stat) = open_regular(&p).expect("open");
+            let (f, stat) = crate::hasher::open_regular(dir.path(), &p).expect("open");
             let sent = Arc::new(AtomicU64::new(0));
             let changed = Rc::new(Cell::new(false));
             let s = file_stream(
@@ -431,7 +433,7 @@ mod tests {
             .expect("rt");
         rt.block_on(async {
             use futures_util::StreamExt;
-            let (f, stat) = open_regular(&p).expect("open");
+            let (f, stat) = crate::hasher::open_regular(dir.path(), &p).expect("open");
             std::fs::write(&p, b"hello, world").expect("grow");
             let changed = Rc::new(Cell::new(false));
             let s = file_stream(

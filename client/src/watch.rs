@@ -3,10 +3,16 @@
 //! file can slip between listing and watching), and the translation of raw
 //! events into [`FsEvent`]s about paths. Also the startup check of
 //! `fs.inotify.max_user_watches`.
+//!
+//! A watch is placed on the directory the indexer opened beneath the root
+//! (through `/proc/self/fd/N`, which names exactly that inode), never on
+//! whatever a path leads to at that moment; without `/proc`, on the path
+//! with `IN_DONT_FOLLOW | IN_ONLYDIR`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -74,12 +80,21 @@ impl WatchRegistry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Watch `dir` (idempotent; a directory that moved keeps its watch and
-    /// gets its new path).
-    pub fn add_dir(&self, dir: &Path) -> Result<(), WatchError> {
+    /// Watch `dir`, which is open as `fd` (idempotent; a directory that
+    /// moved keeps its watch and gets its new path).
+    pub fn add_dir(&self, dir: &Path, fd: BorrowedFd<'_>) -> Result<(), WatchError> {
         let mut guard = self.lock();
         let (watches, map) = &mut *guard;
-        let wd = watches.add(dir, dir_mask()).map_err(|e| {
+        // The magic link is followed to the very directory `fd` is, so no
+        // IN_DONT_FOLLOW here (it would watch the link itself).
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+        let added = match watches.add(&by_fd, dir_mask()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                watches.add(dir, dir_mask() | WatchMask::DONT_FOLLOW)
+            }
+            other => other,
+        };
+        let wd = added.map_err(|e| {
             if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
                 WatchError::NoSpace
             } else {
@@ -256,6 +271,8 @@ pub fn watch_limit_advice(needed: u64, limit: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
 
     #[test]
@@ -274,10 +291,14 @@ mod tests {
         std::fs::create_dir_all(a.join("b")).expect("mkdir");
         let w = Watcher::new(vec![dir.path().to_path_buf()]).expect("inotify");
         let r = &w.registry;
+        let open = |d: &Path| {
+            use rustix::fs::{Mode, OFlags};
+            rustix::fs::open(d, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).expect("open")
+        };
         for d in [dir.path(), a.as_path(), a.join("b").as_path()] {
-            r.add_dir(d).expect("watch");
+            r.add_dir(d, open(d).as_fd()).expect("watch");
         }
-        r.add_dir(&a).expect("idempotent");
+        r.add_dir(&a, open(&a).as_fd()).expect("idempotent");
         assert_eq!(r.len(), 3);
         let c = dir.path().join("c");
         std::fs::rename(&a, &c).expect("mv");
@@ -294,9 +315,16 @@ mod tests {
         );
         r.remove_under(&c);
         assert_eq!(r.len(), 1);
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"x").expect("write");
         assert!(matches!(
-            r.add_dir(&dir.path().join("missing")),
+            r.add_dir(&file, open_file(&file).as_fd()),
             Err(WatchError::Io(_, _))
         ));
+    }
+
+    fn open_file(p: &Path) -> std::os::fd::OwnedFd {
+        use rustix::fs::{Mode, OFlags};
+        rustix::fs::open(p, OFlags::PATH, Mode::empty()).expect("open")
     }
 }

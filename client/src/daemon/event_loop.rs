@@ -22,6 +22,7 @@ use crate::notify::Notifier;
 use crate::pipeline::{Control, Counters, Mode, Pipeline, PipelineSettings};
 use crate::queue::{Activity, Debouncer};
 use crate::scan::{IndexCmd, IndexEvent};
+use crate::shown;
 use crate::state::{State, counters, now_ms};
 use crate::watch::{FsEvent, Watcher, max_user_watches, watch_limit_advice};
 
@@ -285,7 +286,7 @@ impl EventLoop {
             }
             FsEvent::DirMovedTo(cookie, to) => self.on_dir_arrived(cookie, to),
             FsEvent::RootGone(root) => {
-                tracing::warn!(root = %root.display(), "watched directory was deleted or moved; waiting for it to come back");
+                tracing::warn!(root = %shown::path(&root), "watched directory was deleted or moved; waiting for it to come back");
                 self.watcher.registry.remove_under(&root);
                 self.send(IndexCmd::VanishUnder(root.clone()));
                 self.missing.insert(root);
@@ -354,12 +355,12 @@ impl EventLoop {
                 stats,
                 elapsed,
             } => {
-                tracing::info!(root = %root.display(), files = stats.files, queued = stats.queued, seconds = elapsed.as_secs_f64(), "startup scan done");
+                tracing::info!(root = %shown::path(&root), files = stats.files, queued = stats.queued, seconds = elapsed.as_secs_f64(), "startup scan done");
                 self.missing.remove(&root);
                 self.initial_done(&root);
             }
             IndexEvent::RootMissing(root) => {
-                tracing::warn!(root = %root.display(), "watched directory does not exist; it is picked up when it appears");
+                tracing::warn!(root = %shown::path(&root), "watched directory does not exist; it is picked up when it appears");
                 self.missing.insert(root.clone());
                 self.initial_done(&root);
             }
@@ -420,7 +421,7 @@ impl EventLoop {
                 .cloned()
                 .collect();
             for root in back {
-                tracing::info!(root = %root.display(), "watched directory is back; scanning it");
+                tracing::info!(root = %shown::path(&root), "watched directory is back; scanning it");
                 self.missing.remove(&root);
                 self.send(IndexCmd::ScanRoot(root));
             }

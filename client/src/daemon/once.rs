@@ -184,7 +184,7 @@ async fn drive(
                     ctl.scan_done.set(true);
                     ctl.work.notify_one();
                 }
-                IndexEvent::RootMissing(r) => tracing::warn!(root = %r.display(), "watched directory does not exist"),
+                IndexEvent::RootMissing(r) => tracing::warn!(root = %crate::shown::path(&r), "watched directory does not exist"),
                 _ => {}
             },
             _ = tick.tick() => {

@@ -16,13 +16,16 @@ use super::outage::Outage;
 use super::{Counters, PipelineSettings};
 use crate::config::Root;
 use crate::error::{Disposition, TransferError};
-use crate::hasher::Hasher;
+use crate::hasher::{Hasher, open_regular};
 use crate::pipeline::check::Checker;
+use crate::shown;
 use crate::state::{FileStat, Job, JobUpdate, State, Status, now_ms};
 use crate::upload::{ApiClient, FileMeta, file_meta};
 
 /// How many times one job re-hashes a file that keeps changing.
 const MAX_REHASH: u32 = 3;
+/// A job whose root is no longer configured: its file is as good as gone.
+const NOT_FOUND: std::io::ErrorKind = std::io::ErrorKind::NotFound;
 
 /// Everything a job needs, shared by all jobs of a pipeline.
 #[derive(Debug)]
@@ -80,13 +83,13 @@ impl Worker {
                 // For the daemon's summary once a minute.
                 self.counters.last_error.replace(Some(e.to_string()));
                 self.outage.failed(&self.state, e);
-                tracing::debug!(file.path = %job.path.display(), error = %e, attempts, "transfer failed");
+                tracing::debug!(file.path = %shown::path(&job.path), error = %e, attempts, "transfer failed");
             } else {
-                tracing::warn!(file.path = %job.path.display(), error = %e, attempts, ?update, "transfer failed");
+                tracing::warn!(file.path = %shown::path(&job.path), error = %e, attempts, ?update, "transfer failed");
             }
         } else if update == JobUpdate::Synced {
             self.outage.succeeded(&self.state);
-            tracing::debug!(file.path = %job.path.display(), "synced");
+            tracing::debug!(file.path = %shown::path(&job.path), "synced");
         }
         JobDone {
             id: job.id,
@@ -136,7 +139,7 @@ impl Worker {
             match self.announce(job, &sha, &stat, &meta).await {
                 Err(e) if e.disposition() == Disposition::Rehash && rehashes < MAX_REHASH => {
                     rehashes += 1;
-                    tracing::debug!(file.path = %job.path.display(), error = %e, "hashing again");
+                    tracing::debug!(file.path = %shown::path(&job.path), error = %e, "hashing again");
                     job.status = Status::Pending;
                 }
                 Err(e) => return Err(e),
@@ -147,7 +150,13 @@ impl Worker {
 
     /// Hash the file and record it; `None` when the row changed meanwhile.
     async fn hash(&self, job: &mut Job) -> Result<Option<(Sha256Hex, FileStat)>, TransferError> {
-        let h = self.hasher.hash(job.path.clone()).await?;
+        let root = self
+            .root_of(job)
+            .ok_or(TransferError::Io(NOT_FOUND.into()))?;
+        let h = self
+            .hasher
+            .hash(root.path.clone(), job.path.clone())
+            .await?;
         let recorded = self
             .state
             .record_hash(job, &h.stat, &h.sha256, now_ms())
@@ -219,11 +228,11 @@ impl Worker {
             .map_err(|_| TransferError::Worker)?;
         self.api.sighting(sha, meta).await?;
         self.counters.sightings.fetch_add(1, Ordering::Relaxed);
+        let rel = shown::text(&meta.rel_path);
         tracing::info!(
             asset.sha256 = %sha,
-            file.rel_path = %meta.rel_path,
-            "recorded {} (content already on the server, no bytes sent)",
-            meta.rel_path
+            file.rel_path = %rel,
+            "recorded {rel} (content already on the server, no bytes sent)",
         );
         Ok(())
     }
@@ -240,15 +249,19 @@ impl Worker {
             .acquire()
             .await
             .map_err(|_| TransferError::Worker)?;
-        let res = self.api.upload(&job.path, stat, sha, meta).await?;
+        let root = self
+            .root_of(job)
+            .ok_or(TransferError::Io(NOT_FOUND.into()))?;
+        let (file, _) = open_regular(&root.path, &job.path)?;
+        let res = self.api.upload(file, stat, sha, meta).await?;
         self.counters.uploads.fetch_add(1, Ordering::Relaxed);
+        let path = shown::path(&job.path);
         tracing::info!(
-            file.path = %job.path.display(),
+            file.path = %path,
             asset.sha256 = %sha,
             asset.size = stat.size,
             created = res.created,
-            "uploaded {} ({} bytes)",
-            job.path.display(),
+            "uploaded {path} ({} bytes)",
             stat.size
         );
         Ok(())

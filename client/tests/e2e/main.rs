@@ -2,13 +2,17 @@
 //! `asset-catalog-server` binary, with real SQLite, real inotify and a temp
 //! HOME/XDG tree. Every case checks the server's index and the bytes that
 //! were actually sent (the server's stored-bytes counter, its count of
-//! redundant uploads, and the watcher's own sent-bytes counter).
+//! redundant uploads, and the watcher's own sent-bytes counter). Issue 12's
+//! points have their own modules: `outside` (no read outside the tree),
+//! `names` (names shown escaped).
 
 mod support;
 
 mod basics;
 mod faults;
 mod moves;
+mod names;
+mod outside;
 mod resilience;
 mod scan;
 mod tls;

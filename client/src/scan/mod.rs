@@ -2,9 +2,13 @@
 //! directory trees and records what it finds (`State::observe`), so the
 //! event loop never waits on a big scan. A directory is watched before it is
 //! listed, which closes the race with files created meanwhile. Unchanged
-//! files cost one `lstat` and one indexed lookup: they are never read.
+//! files cost one `lstat` and one indexed lookup: they are never read. Every
+//! listing and `lstat` resolves beneath the watched root without following a
+//! symlink (`walk.rs`, `beneath`).
 
-use std::collections::{HashMap, HashSet};
+mod walk;
+
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +17,14 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc::UnboundedSender};
 
+use rustix::fs::FileType;
+
+use crate::beneath::RootDir;
 use crate::config::Root;
 use crate::ignore::IgnoreSet;
+use crate::shown;
 use crate::state::{FileStat, Observed, State, StateError, counters, now_ms};
-use crate::watch::{WatchError, WatchRegistry};
+use crate::watch::WatchRegistry;
 
 /// Files recorded per write transaction.
 const BATCH: usize = 512;
@@ -116,7 +124,7 @@ impl Indexer {
     pub fn handle(&self, cmd: IndexCmd) -> Result<(), StateError> {
         match cmd {
             IndexCmd::CountDirs => {
-                let dirs = self.roots.iter().map(|r| self.count_dirs(&r.path)).sum();
+                let dirs = self.roots.iter().map(|r| self.count_dirs(r)).sum();
                 self.send(IndexEvent::DirCount { dirs });
             }
             IndexCmd::ScanRoot(path) => {
@@ -184,7 +192,7 @@ impl Indexer {
         stats.vanished += swept.vanished as u64;
         self.state.set_counter(counters::LAST_SCAN_MS, now_ms())?;
         tracing::info!(
-            root = %root.path.display(), dirs = stats.dirs, files = stats.files, queued = stats.queued,
+            root = %shown::path(&root.path), dirs = stats.dirs, files = stats.files, queued = stats.queued,
             renamed = stats.renamed, vanished = stats.vanished, "scanned"
         );
         Ok(Some(stats))
@@ -204,128 +212,23 @@ impl Indexer {
         } else {
             self.walk(root, dir, None, None, &mut stats)?;
         }
-        tracing::debug!(dir = %dir.display(), dirs = stats.dirs, files = stats.files, "new directory scanned");
-        Ok(())
-    }
-
-    /// Depth-first walk from `start`: watch each directory, then list it.
-    /// Files are recorded (adding their ids to `seen`) or, with `collect`,
-    /// only collected.
-    fn walk(
-        &self,
-        root: &Root,
-        start: &Path,
-        mut seen: Option<&mut HashSet<i64>>,
-        mut collect: Option<&mut Vec<PathBuf>>,
-        stats: &mut WalkStats,
-    ) -> Result<(), StateError> {
-        let mut stack = vec![start.to_path_buf()];
-        let mut batch: Vec<(PathBuf, FileStat)> = Vec::with_capacity(BATCH);
-        while let Some(dir) = stack.pop() {
-            if self.cancel.load(Ordering::Relaxed) {
-                break;
-            }
-            self.watch(&dir, stats);
-            stats.dirs += 1;
-            let entries = match std::fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot list directory");
-                    continue;
-                }
-            };
-            // What the state already knows here: an unchanged file then costs
-            // its lstat and a map lookup, with no query of its own.
-            let known = if collect.is_none() {
-                self.state.known_children(&dir)?
-            } else {
-                HashMap::new()
-            };
-            for entry in entries.flatten() {
-                let Ok(ft) = entry.file_type() else { continue };
-                let path = entry.path();
-                let rel = path.strip_prefix(&root.path).unwrap_or(&path);
-                if ft.is_dir() {
-                    if !self.ignore.is_ignored(rel, true) {
-                        stack.push(path);
-                    }
-                } else if ft.is_file() && !self.ignore.is_ignored(rel, false) {
-                    stats.files += 1;
-                    if let Some(found) = collect.as_deref_mut() {
-                        found.push(path);
-                    } else if let Ok(meta) = entry.metadata() {
-                        let stat = FileStat::from_metadata(&meta);
-                        if let Some((id, _)) = known.get(&entry.file_name()).filter(|k| k.1 == stat)
-                        {
-                            if let Some(seen) = seen.as_deref_mut() {
-                                seen.insert(*id);
-                            }
-                            continue;
-                        }
-                        batch.push((path, stat));
-                        if batch.len() >= BATCH {
-                            self.record(&mut batch, seen.as_deref_mut(), stats)?;
-                        }
-                    }
-                } else if !ft.is_file() {
-                    crate::special::note_skipped(&path, ft);
-                }
-            }
-        }
-        self.record(&mut batch, seen, stats)
-    }
-
-    fn watch(&self, dir: &Path, stats: &mut WalkStats) {
-        let Some(reg) = &self.registry else { return };
-        match reg.add_dir(dir) {
-            Ok(()) => {}
-            Err(WatchError::NoSpace) => {
-                if stats.unwatched_dirs == 0 {
-                    tracing::error!(dir = %dir.display(), "out of inotify watches; see the advice logged at start");
-                }
-                stats.unwatched_dirs += 1;
-            }
-            Err(e) => tracing::warn!(error = %e, "directory not watched"),
-        }
-    }
-
-    /// Record a batch of observed files in one transaction.
-    fn record(
-        &self,
-        batch: &mut Vec<(PathBuf, FileStat)>,
-        mut seen: Option<&mut HashSet<i64>>,
-        stats: &mut WalkStats,
-    ) -> Result<(), StateError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let now = now_ms();
-        let queued_before = stats.queued;
-        self.state.in_transaction(|s| {
-            for (path, stat) in batch.iter() {
-                let (id, what) = s.observe(path, stat, now)?;
-                if let Some(seen) = seen.as_deref_mut() {
-                    seen.insert(id);
-                }
-                count(stats, &what);
-            }
-            Ok(())
-        })?;
-        batch.clear();
-        if stats.queued > queued_before {
-            self.work.notify_one();
-        }
+        tracing::debug!(dir = %shown::path(dir), dirs = stats.dirs, files = stats.files, "new directory scanned");
         Ok(())
     }
 
     /// Settled paths from events: record files, forget what is gone.
     fn observe_paths(&self, paths: &[PathBuf]) -> Result<(), StateError> {
         let mut stats = WalkStats::default();
+        let roots: Vec<Option<RootDir>> = self
+            .roots
+            .iter()
+            .map(|r| RootDir::open(&r.path).ok())
+            .collect();
         for chunk in paths.chunks(BATCH) {
             let now = now_ms();
             self.state.in_transaction(|s| {
                 for path in chunk {
-                    self.observe_one(s, path, now, &mut stats)?;
+                    self.observe_one(s, &roots, path, now, &mut stats)?;
                 }
                 Ok(())
             })?;
@@ -336,56 +239,35 @@ impl Indexer {
         Ok(())
     }
 
+    /// Record what is at `path` now, looked at beneath its root (open in
+    /// `roots`, in the order of `self.roots`); a path that is no longer a
+    /// regular file inside the tree is forgotten.
     fn observe_one(
         &self,
         s: &State,
+        roots: &[Option<RootDir>],
         path: &Path,
         now: i64,
         stats: &mut WalkStats,
     ) -> Result<(), StateError> {
-        let Some(root) = self.root_of(path) else {
+        let Some(i) = self.roots.iter().position(|r| path.starts_with(&r.path)) else {
             return Ok(());
         };
-        let rel = path.strip_prefix(&root.path).unwrap_or(path);
+        let rel = path.strip_prefix(&self.roots[i].path).unwrap_or(path);
         if self.ignore.is_ignored_path(rel, false) {
             return Ok(());
         }
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.is_file() => count(
-                stats,
-                &s.observe(path, &FileStat::from_metadata(&m), now)?.1,
-            ),
-            Ok(m) if m.is_dir() => {}
+        let st = roots[i].as_ref().and_then(|r| r.stat(path).ok());
+        match st.map(|st| (FileType::from_raw_mode(st.st_mode), st)) {
+            Some((FileType::RegularFile, st)) => {
+                count(stats, &s.observe(path, &FileStat::from_stat(&st), now)?.1)
+            }
+            Some((FileType::Directory, _)) => {}
             _ => {
                 s.vanish(path, now)?;
             }
         }
         Ok(())
-    }
-
-    /// Directories under `dir` that would be watched.
-    fn count_dirs(&self, dir: &Path) -> u64 {
-        let mut n = 0;
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            n += 1;
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    let p = e.path();
-                    let rel = self
-                        .root_of(&p)
-                        .and_then(|r| p.strip_prefix(&r.path).ok())
-                        .unwrap_or(&p);
-                    if !self.ignore.is_ignored(rel, true) {
-                        stack.push(p);
-                    }
-                }
-            }
-        }
-        n
     }
 }
 
