@@ -87,9 +87,12 @@ pub async fn run_with_storage(
     }
     let head_timeout = Duration::from_secs(config.server.request_head_timeout_secs);
     let drain = config.server.shutdown_timeout_secs;
-    let tls = match (&config.server.tls_cert_file, &config.server.tls_key_file) {
-        (Some(cert), Some(key)) => Some(CertStore::open(cert, key)?),
-        _ => None,
+    let tls = match config.tls_files() {
+        Some((cert, key)) => {
+            tracing::info!("TLS certificate {cert}, key {key}");
+            Some(CertStore::open_files(&cert, &key)?)
+        }
+        None => None,
     };
     let builder = HttpServer::new(move || http::app(state.clone()))
         .tcp_nodelay(true)

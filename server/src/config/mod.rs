@@ -1,7 +1,9 @@
 //! Server configuration: the TOML schema (`deny_unknown_fields` on every
 //! section), its built-in defaults, and the values derived from them (state
 //! directory, storage URL, index path). Loading and layering live in [`load`],
-//! checking in [`validate`], secret handling in [`secret`].
+//! checking in [`validate`], secret handling in [`secret`], where the TLS
+//! files are read from (a systemd credential under the packaged unit) in
+//! [`tls_file`].
 //!
 //! Adding a section (e.g. `[auth]` for bearer tokens) means: a struct with
 //! `#[serde(deny_unknown_fields, default)]`, a field here, a `validate_*`
@@ -9,6 +11,7 @@
 
 mod load;
 mod secret;
+mod tls_file;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX};
 pub use secret::{SecretError, SecretString};
+pub use tls_file::{TLS_CREDENTIAL_PREFIX, TLS_DIR, TlsFile};
 
 /// Default state directory when neither the file nor `$STATE_DIRECTORY` names one.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/asset-catalog";
@@ -286,6 +290,18 @@ impl Config {
     /// Both TLS files are configured.
     pub fn tls_enabled(&self) -> bool {
         self.server.tls_cert_file.is_some() && self.server.tls_key_file.is_some()
+    }
+
+    /// The certificate and key files, each read from its systemd credential
+    /// when the packaged unit delivered it ([`TlsFile::resolve`]); `None`
+    /// unless both are configured.
+    pub fn tls_files(&self) -> Option<(TlsFile, TlsFile)> {
+        let cert = self.server.tls_cert_file.as_deref()?;
+        let key = self.server.tls_key_file.as_deref()?;
+        Some((
+            TlsFile::resolve(cert, &self.runtime),
+            TlsFile::resolve(key, &self.runtime),
+        ))
     }
 
     /// Short human summary for `check-config` and the startup log.

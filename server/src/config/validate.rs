@@ -5,7 +5,10 @@
 
 use std::net::SocketAddr;
 
-use super::{Config, MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES, StorageConfig, secret};
+use super::{
+    Config, MAX_PART_SIZE_BYTES, MAX_PARTS, MIN_PART_SIZE_BYTES, SecretError, StorageConfig,
+    TlsFile, secret,
+};
 
 pub(super) fn problems(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
@@ -23,12 +26,14 @@ fn validate_exposure(config: &Config, out: &mut Vec<String>) {
         (Some(_), None) | (None, Some(_)) => out.push(
             "server.tls_cert_file, server.tls_key_file: set both (PEM files) to serve HTTPS, or neither".into(),
         ),
-        (Some(cert), Some(key)) => {
-            if let Err(e) = std::fs::metadata(cert) {
-                out.push(format!("server.tls_cert_file: cannot read {}: {e}", cert.display()));
-            }
-            if let Err(e) = secret::check_private("server.tls_key_file", key) {
-                out.push(e.to_string());
+        (Some(_), Some(_)) => {
+            if let Some((cert, key)) = config.tls_files() {
+                if let Err(e) = std::fs::metadata(cert.read_path()) {
+                    out.push(format!("server.tls_cert_file: cannot read {cert}: {e}"));
+                }
+                if let Err(e) = check_tls_key(&key) {
+                    out.push(e.to_string());
+                }
             }
         }
         (None, None) => {
@@ -69,6 +74,19 @@ fn validate_exposure(config: &Config, out: &mut Vec<String>) {
         if value == 0 {
             out.push(format!("{key}: must be greater than 0"));
         }
+    }
+}
+
+/// The key must not be readable by group or others on disk. The configured
+/// file is checked whenever the server can look at it, so a key left open in
+/// /etc/asset-catalog/tls is refused under the packaged unit too; its
+/// credential copy (which systemd keeps private to the service) only when the
+/// file itself cannot be looked at.
+fn check_tls_key(key: &TlsFile) -> Result<(), SecretError> {
+    const KEY: &str = "server.tls_key_file";
+    match (secret::check_private(KEY, &key.configured), &key.credential) {
+        (Err(SecretError::Read { .. }), Some(copy)) => secret::check_private(KEY, copy),
+        (on_disk, _) => on_disk,
     }
 }
 
@@ -237,6 +255,34 @@ mod tests {
         config.server.max_upload_bytes = MIN_PART_SIZE_BYTES * (MAX_PARTS + 1);
         let problems = config.validate();
         assert_eq!(problems.len(), 1, "{problems:?}");
+    }
+
+    #[test]
+    fn tls_key_is_checked_on_disk_when_visible_else_its_credential() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let write = |name: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "key").expect("write");
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            path
+        };
+        let copy = write("tls_key.pem", 0o400);
+        let key = |configured: std::path::PathBuf| TlsFile {
+            configured,
+            credential: Some(copy.clone()),
+        };
+        // Open on disk: refused even though the credential copy is private.
+        let open = key(write("open.pem", 0o644));
+        let err = check_tls_key(&open).expect_err("readable by others");
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        assert!(err.to_string().contains("open.pem"), "{err}");
+        check_tls_key(&key(write("private.pem", 0o600))).expect("private on disk");
+        // The file cannot be looked at (a root-only directory): its copy counts.
+        check_tls_key(&key(dir.path().join("hidden.pem"))).expect("credential copy");
+        let missing = TlsFile::plain(&dir.path().join("hidden.pem"));
+        let err = check_tls_key(&missing).expect_err("nothing to read");
+        assert!(err.to_string().contains("cannot read"), "{err}");
     }
 
     #[test]
