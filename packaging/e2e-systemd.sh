@@ -10,9 +10,12 @@
 #   3. journalctl -u asset-catalog-server   (the server's own startup lines)
 #   4. a lingering user: asset-watcher init, systemctl --user enable --now asset-watcher,
 #      files dropped into the watched directory reach the catalog, journalctl --user shows them
-#   5. restart of both (nothing re-uploaded), reinstall and upgrade with a modified conffile
+#   5. TLS as server.toml says: certificate and root-only key in /etc/asset-catalog/tls
+#      (delivered as credentials), https for curl and the watcher, a renewed certificate
+#      taken up by `systemctl reload` without a restart
+#   6. restart of both (nothing re-uploaded), reinstall and upgrade with a modified conffile
 #      (kept, data kept), apt remove (stopped, data kept), apt purge (only the package's things gone)
-#   6. the same server on S3: Garage inside the container, switched to through the conffile
+#   7. the same server on S3: Garage inside the container, switched to through the conffile
 #      plus a credential file in /etc/asset-catalog/credentials.
 #
 # The container has its own network namespace (--private-network): the packaged
@@ -23,7 +26,7 @@
 # Needs root. Installs debootstrap/systemd-container/zstd when missing. The first
 # run builds the rootfs cache (~2 min); later runs boot in about a second.
 # Options: --deb FILE (default ./asset-catalog.deb, built with packaging/build-deb.sh
-# when missing), --no-s3 (skip step 6), --keep (keep the run directory and log).
+# when missing), --no-s3 (skip step 7), --keep (keep the run directory and log).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
     --deb) deb=$(realpath "$2"); shift ;;
     --no-s3) with_s3=0 ;;
     --keep) keep=1 ;;
-    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "e2e-systemd: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -146,11 +149,13 @@ cp "$deb" "$CT_ROOT/root/asset-catalog.deb"
 pass "container booted with systemd as PID 1 ($(ct_exec systemctl --version | head -n1)) in $(elapsed "$step_started") s"
 
 source packaging/lib/e2e-steps.sh
+source packaging/lib/e2e-tls.sh
 
 step_install
 step_start
 step_journal
 step_watcher
+step_tls
 step_restart_upgrade_purge
 if [ "$with_s3" = 1 ]; then
   step_s3

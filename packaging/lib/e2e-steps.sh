@@ -11,6 +11,8 @@ WATCHED=/home/$CT_TEST_USER/Assets
 # The API needs a bearer token: curl reads the header from this root-only
 # file, written by make_tokens from `asset-catalog-server token create`.
 AUTH='-H @/root/e2e-auth-header'
+# curl's CA option for an https $SERVER (set by the TLS step).
+CACERT=
 
 # Print the sha256 of every asset in the catalog, one per line.
 catalog_hashes() {
@@ -46,7 +48,7 @@ drop_file() {
 }
 
 server_active() { [ "$(ct_exec systemctl is-active asset-catalog-server)" = active ]; }
-server_ready() { ct_sh "curl -fsS $SERVER/readyz"; }
+server_ready() { ct_sh "curl -fsS $CACERT $SERVER/readyz"; }
 watcher_active() { [ "$(ct_user_sh 'systemctl --user is-active asset-watcher')" = active ]; }
 main_pid() { ct_exec systemctl show -p MainPID --value asset-catalog-server; }
 
@@ -91,7 +93,9 @@ step_install() {
       /usr/share/doc/asset-catalog/copyright /usr/share/doc/asset-catalog/changelog.Debian.gz; do
       test -s "$f" || { echo "missing: $f"; exit 1; }
     done
-    test "$(stat -c %a /etc/asset-catalog/credentials)" = 700'
+    test "$(stat -c %a /etc/asset-catalog/credentials)" = 700
+    test "$(stat -c "%a %U" /etc/asset-catalog/tls)" = "755 root"
+    test -x /usr/libexec/asset-catalog/refresh-credentials'
   run "asset-catalog-server enabled and running right after install" ct_sh \
     'systemctl is-enabled asset-catalog-server && systemctl is-active asset-catalog-server'
   eventually 30 "server answers /readyz on 127.0.0.1:8000 (embedded file store)" server_ready
@@ -134,10 +138,10 @@ step_start() {
   score=$(sed -n 's/.*Overall exposure level for asset-catalog-server.service: \([0-9.]*\).*/\1/p' <<<"$security")
   info "systemd-analyze security: exposure ${score:-?}; still exposed:"
   grep -E '^\s*✗' <<<"$security" | sed 's/^/          /' | cut -c1-110 || true
-  if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 2.0) }'; then
-    pass "systemd-analyze security asset-catalog-server: exposure $score <= 2.0"
+  if [ -n "$score" ] && awk -v s="$score" 'BEGIN { exit !(s <= 1.5) }'; then
+    pass "systemd-analyze security asset-catalog-server: exposure $score <= 1.5"
   else
-    fail "systemd-analyze security asset-catalog-server: exposure ${score:-unknown} > 2.0"
+    fail "systemd-analyze security asset-catalog-server: exposure ${score:-unknown} > 1.5"
   fi
   run "systemd-analyze verify asset-catalog-server.service: clean" ct_sh '
     out=$(systemd-analyze verify /usr/lib/systemd/system/asset-catalog-server.service 2>&1)
@@ -213,11 +217,6 @@ step_watcher() {
     jq -r 'select(.F_FILE_PATH) | \"\\(.MESSAGE) \\(.F_FILE_PATH) \\(.F_ASSET_SHA256[0:12])…\"'" |
     sed 's/^/          journal: /'
   ASSETS_BEFORE=$(catalog_hashes | wc -l)
-}
-
-step_restart_upgrade_purge() {
-  step "5. restarts, reinstall/upgrade with a modified conffile, remove, purge"
-  local pid_before count
   local uploads
   uploads=$(metric asset_catalog_uploads_total)
   if [ "$uploads" -ge 4 ]; then
@@ -225,6 +224,11 @@ step_restart_upgrade_purge() {
   else
     fail "asset_catalog_uploads_total is $uploads in /metrics, expected >= 4"
   fi
+}
+
+step_restart_upgrade_purge() {
+  step "6. restarts, reinstall/upgrade with a modified conffile, remove, purge"
+  local pid_before count
   run "systemctl restart asset-catalog-server" ct_sh 'systemctl restart asset-catalog-server && systemctl is-active asset-catalog-server'
   eventually 30 "server ready again" server_ready
   run "systemctl --user restart asset-watcher" ct_user_sh 'systemctl --user restart asset-watcher && systemctl --user is-active asset-watcher'
@@ -296,7 +300,7 @@ step_restart_upgrade_purge() {
 }
 
 step_s3() {
-  step "6. the server on S3 (Garage inside the container), via the conffile + a credential"
+  step "7. the server on S3 (Garage inside the container), via the conffile + a credential"
   local key=GKe2e0asset0catalog secret bucket=assets
   secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   run "Garage running (systemd-run, single node, bucket '$bucket')" ct_sh "
