@@ -105,11 +105,11 @@ impl TransferError {
         }
     }
 
-    /// True when the trouble is the server or our credentials rather than
-    /// one file (logged once a minute, not once per file).
+    /// True when the trouble is the server, its address or our credentials
+    /// rather than one file (logged once a minute, not once per file).
     pub fn is_systemic(&self) -> bool {
         matches!(self, Self::Connect(_) | Self::Timeout | Self::Send(_))
-            || matches!(self, Self::Http { status, .. } if matches!(status, 401 | 403 | 500..=599))
+            || matches!(self, Self::Http { status, .. } if matches!(status, 300..=399 | 401 | 403 | 500..=599))
     }
 }
 
@@ -128,7 +128,9 @@ fn classify_http(status: u16, code: Option<ErrorCode>) -> Disposition {
         (500..=599, _) => Disposition::Retry,
         (400..=499, _) => Disposition::Permanent,
         // 1xx/3xx/other 2xx where we expected something else: a proxy or a
-        // misconfiguration; it may be fixed, so keep trying, slowly.
+        // misconfiguration; it may be fixed, so keep trying, slowly. (The
+        // watcher never follows a redirect: its token and the file's bytes go
+        // only to the configured server.)
         _ => Disposition::Retry,
     }
 }
@@ -174,6 +176,18 @@ mod tests {
         );
         for s in [408, 429, 500, 502, 503, 507] {
             assert_eq!(http(s, None), Disposition::Retry, "{s}");
+        }
+        for status in [301, 302, 307, 308] {
+            let redirect = TransferError::Http {
+                status,
+                code: None,
+                message: String::new(),
+            };
+            assert_eq!(redirect.disposition(), Disposition::Retry, "{status}");
+            assert!(
+                redirect.is_systemic(),
+                "{status}: logged once, as an outage"
+            );
         }
     }
 

@@ -1,8 +1,9 @@
 //! The server's API v1 over awc: one `Client` (keep-alive pool, connect
 //! timeout, TCP_NODELAY via a wrapped connector) sending `check` batches,
 //! streamed `PUT`s (fixed-size chunks read from a read-only file, with the
-//! file's size/mtime re-checked at the end) and sightings. Every failure is
-//! a [`TransferError`]; `error.rs` decides what it means.
+//! file's size/mtime re-checked at the end) and sightings. Redirects are
+//! never followed: the token and the bytes go to the configured server only.
+//! Every failure is a [`TransferError`]; `error.rs` decides what it means.
 
 use std::cell::Cell;
 use std::path::Path;
@@ -129,6 +130,9 @@ impl ApiClient {
         }
         let http = awc::Client::builder()
             .connector(connector)
+            // awc follows up to 10 redirects by default, re-sending the body
+            // (and, to the same host, the token) wherever they point.
+            .disable_redirects()
             .timeout(settings.request_timeout)
             .add_default_header((
                 "user-agent",
@@ -320,6 +324,10 @@ where
     S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {
     let status = res.status();
+    let location = res
+        .headers()
+        .get("location")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let body = res
         .body()
         .limit(4 * 1024 * 1024)
@@ -340,13 +348,22 @@ where
     Err(TransferError::Http {
         status: status.as_u16(),
         code,
-        message: if message.is_empty() {
-            status.canonical_reason().unwrap_or("error").to_owned()
-        } else {
+        message: match location {
+            Some(to) if status.is_redirection() => redirect_message(&to),
+            _ if message.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
             // The server's words, shown in logs and `status`.
-            shown::escape(&message)
+            _ => shown::escape(&message),
         },
     })
+}
+
+/// What a redirect to `to` is reported as.
+fn redirect_message(to: &str) -> String {
+    format!(
+        "a redirect to {}, which asset-watcher does not follow (it sends its token and files \
+         only to the configured server): set `server` to the address that answers",
+        shown::text(to)
+    )
 }
 
 /// The metadata for a file at `path` under a root labelled `label`.

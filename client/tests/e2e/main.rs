@@ -4,7 +4,7 @@
 //! were actually sent (the server's stored-bytes counter, its count of
 //! redundant uploads, and the watcher's own sent-bytes counter). Issue 12's
 //! points have their own modules: `outside` (no read outside the tree),
-//! `names` (names shown escaped).
+//! `names` (names shown escaped), `redirect` (redirects not followed).
 
 mod support;
 
@@ -13,6 +13,7 @@ mod faults;
 mod moves;
 mod names;
 mod outside;
+mod redirect;
 mod resilience;
 mod scan;
 mod tls;
