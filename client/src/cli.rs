@@ -47,7 +47,7 @@ pub enum Command {
     Run,
     /// Upload everything new or changed once, then exit (exit code 3 if some files stay queued).
     Scan(ScanArgs),
-    /// Show the queue, failures with their reasons, and the last sync.
+    /// Show the queue, failures with their reasons, the last sync, and any hold the server puts on uploads (rate limit, quota).
     Status(StatusArgs),
     /// Write a commented config file.
     Init(InitArgs),

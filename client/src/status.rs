@@ -1,7 +1,8 @@
 //! `asset-watcher status`: what the state database says (it is safe to read
 //! while the daemon runs: WAL), as text for people or `--json` for scripts.
 //! The text shows names and the server's messages escaped (`shown`); the
-//! JSON keeps them exact (JSON escapes control characters itself).
+//! JSON keeps them exact (JSON escapes control characters itself). When the
+//! server holds uploads back (rate limit, quota), the text says so first.
 
 use std::io::Write;
 use std::path::Path;
@@ -158,6 +159,9 @@ fn print_text(
     writeln!(out, "Watching:   {}", shown::text(&watching))?;
     let created = if db_exists { "" } else { " (not created yet)" };
     writeln!(out, "State:      {}{created}", shown::text(&doc.state_db))?;
+    for line in hold_lines(r, now_ms()) {
+        writeln!(out, "Uploads:    {line}")?;
+    }
     writeln!(
         out,
         "Files:      {} known, {} synced",
@@ -185,6 +189,38 @@ fn print_text(
     Ok(())
 }
 
+/// The server's hold on uploads at `now`, in a few words (systemd's STATUS=).
+pub fn held_briefly(r: &Report, now: i64) -> Option<&'static str> {
+    if r.quota_exceeded_since_ms.is_some() {
+        Some("uploads paused (quota_exceeded)")
+    } else if r.rate_limited_until_ms.is_some_and(|u| u > now) {
+        Some("uploads paused (rate_limited)")
+    } else {
+        None
+    }
+}
+
+/// What the server holds back at `now`, one line each (none: uploads go).
+fn hold_lines(r: &Report, now: i64) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(until) = r.rate_limited_until_ms.filter(|u| *u > now) {
+        lines.push(format!(
+            "paused: the server's upload rate limit for this token was reached (rate_limited) \
+             since {}; uploads go on in {} s",
+            when_at(r.rate_limited_since_ms, now),
+            (until - now + 999) / 1000
+        ));
+    }
+    if let Some(since) = r.quota_exceeded_since_ms {
+        lines.push(format!(
+            "paused: the server says this token's quota is used up (quota_exceeded) since {}; \
+             files that do not fit stay queued and are tried again every few minutes",
+            when_at(Some(since), now)
+        ));
+    }
+    lines
+}
+
 /// `status` could not read the state.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -207,8 +243,41 @@ mod tests {
         assert_eq!(when(None), "never");
     }
 
+    const NOW: i64 = 1_800_000_000_000;
+
     #[test]
-    fn text_status_escapes_names() {
+    fn holds_are_shown_with_their_code_and_since_when() {
+        let mut r = Report::default();
+        assert!(hold_lines(&r, NOW).is_empty(), "uploads go");
+        r.quota_exceeded_since_ms = Some(NOW - 300_000);
+        r.rate_limited_since_ms = Some(NOW - 20_000);
+        r.rate_limited_until_ms = Some(NOW + 40_000);
+        let lines = hold_lines(&r, NOW);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[0].contains("(rate_limited) since 2027-01-15 07:59:40 UTC (20 s ago)"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].ends_with("uploads go on in 40 s"), "{}", lines[0]);
+        assert!(
+            lines[1].starts_with(
+                "paused: the server says this token's quota is used up (quota_exceeded) since \
+                 2027-01-15 07:55:00 UTC (5 min ago)"
+            ),
+            "{}",
+            lines[1]
+        );
+        r.rate_limited_until_ms = Some(NOW - 1);
+        assert_eq!(
+            hold_lines(&r, NOW).len(),
+            1,
+            "a rate limit that is over is not shown"
+        );
+    }
+
+    #[test]
+    fn text_status_escapes_names_and_shows_holds() {
         let evil = "/w/in\nvoice\u{202e}fdp.exe\u{1b}[2J";
         let failure = Failure {
             path: evil.to_owned(),
@@ -219,6 +288,7 @@ mod tests {
         let report = Report {
             failed: 1,
             failures: vec![failure],
+            quota_exceeded_since_ms: Some(now_ms()),
             ..Report::default()
         };
         let doc = StatusDoc {
@@ -238,6 +308,12 @@ mod tests {
         );
         assert!(text.contains("bad \\u{1b}[31mname"), "{text}");
         assert!(text.contains("Watching:   /w/\\u{202e}odd"), "{text}");
+        assert!(
+            text.contains(
+                "Uploads:    paused: the server says this token's quota is used up (quota_exceeded)"
+            ),
+            "{text}"
+        );
         let shown: String = text.lines().collect();
         assert!(
             !shown.chars().any(|c| c != '\\' && shown::needs_escape(c)),

@@ -324,6 +324,12 @@ where
     S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {
     let status = res.status();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let location = res
         .headers()
         .get("location")
@@ -345,15 +351,17 @@ where
                 .to_owned(),
         ),
     };
+    let message = match location {
+        Some(to) if status.is_redirection() => redirect_message(&to),
+        _ if message.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
+        // The server's words, shown in logs and `status`.
+        _ => shown::escape(&message),
+    };
     Err(TransferError::Http {
         status: status.as_u16(),
         code,
-        message: match location {
-            Some(to) if status.is_redirection() => redirect_message(&to),
-            _ if message.is_empty() => status.canonical_reason().unwrap_or("error").to_owned(),
-            // The server's words, shown in logs and `status`.
-            _ => shown::escape(&message),
-        },
+        message,
+        retry_after,
     })
 }
 

@@ -485,8 +485,12 @@ impl EventLoop {
         } else {
             format!("; {} watched directories missing", self.missing.len())
         };
+        let held = report
+            .as_ref()
+            .and_then(|r| crate::status::held_briefly(r, now_ms()))
+            .map_or(String::new(), |h| format!("; {h}"));
         format!(
-            "Watching {} directories: {queued} queued, {failed} failed, {ago}{missing}",
+            "Watching {} directories: {queued} queued, {failed} failed, {ago}{missing}{held}",
             self.watcher.registry.len()
         )
     }

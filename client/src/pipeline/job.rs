@@ -2,7 +2,8 @@
 //! known), ask the server whether it has the content, then either record a
 //! sighting (no bytes) or stream the bytes; identical content queued twice
 //! is sent once and the second path becomes a sighting. A file that changes
-//! underneath is hashed again, up to a limit.
+//! underneath is hashed again, up to a limit. Requests the server holds back
+//! (rate limit, quota: `hold.rs`) are not sent; such files wait in the queue.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,6 +13,7 @@ use std::sync::atomic::Ordering;
 use asset_catalog_proto::Sha256Hex;
 use tokio::sync::{Mutex, Semaphore};
 
+use super::hold::Holds;
 use super::outage::Outage;
 use super::{Counters, PipelineSettings};
 use crate::config::Root;
@@ -41,6 +43,7 @@ pub(super) struct Worker {
     pub hash_locks: RefCell<HashMap<Sha256Hex, Rc<Mutex<bool>>>>,
     pub counters: Rc<Counters>,
     pub outage: Outage,
+    pub holds: Holds,
     pub settings: PipelineSettings,
 }
 
@@ -53,6 +56,9 @@ pub(super) struct JobDone {
     /// (the pipeline records the ends of jobs finishing together in one
     /// transaction before it fetches more work).
     pub record: Option<i64>,
+    /// The server holds this file back (rate limit, quota): its retry is
+    /// not a failure of the file.
+    pub held: bool,
 }
 
 enum Outcome {
@@ -72,21 +78,17 @@ impl Worker {
                     id: job.id,
                     update: JobUpdate::Drop,
                     record: None,
+                    held: false,
                 };
             }
             Ok(Outcome::NoRoot) => (JobUpdate::Drop, None),
             Err(e) => (self.update_for(&job, &e), Some(e)),
         };
+        let held = error
+            .as_ref()
+            .is_some_and(|e| matches!(e.disposition(), Disposition::Hold(_)));
         if let Some(e) = &error {
-            let attempts = job.attempts + 1;
-            if e.is_systemic() {
-                // For the daemon's summary once a minute.
-                self.counters.last_error.replace(Some(e.to_string()));
-                self.outage.failed(&self.state, e);
-                tracing::debug!(file.path = %shown::path(&job.path), error = %e, attempts, "transfer failed");
-            } else {
-                tracing::warn!(file.path = %shown::path(&job.path), error = %e, attempts, ?update, "transfer failed");
-            }
+            self.note_failure(&job, e, &update);
         } else if update == JobUpdate::Synced {
             self.outage.succeeded(&self.state);
             tracing::debug!(file.path = %shown::path(&job.path), "synced");
@@ -95,25 +97,55 @@ impl Worker {
             id: job.id,
             update,
             record: Some(job.version),
+            held,
+        }
+    }
+
+    /// Log a job's error: per file, or, when the trouble is the server's,
+    /// once for all files (outage, holds).
+    fn note_failure(&self, job: &Job, e: &TransferError, update: &JobUpdate) {
+        let attempts = job.attempts + 1;
+        let path = shown::path(&job.path);
+        match e.disposition() {
+            Disposition::Hold(hold) => {
+                if matches!(e, TransferError::Http { .. }) {
+                    self.holds.note_refusal(&self.state, hold, job.stat.size, e);
+                }
+                tracing::debug!(file.path = %path, error = %e, attempts, "held back");
+            }
+            Disposition::Settled => tracing::info!(
+                file.path = %path, error = %e,
+                "{path}: the server has this content but records no further place for it; \
+                 done ({e})"
+            ),
+            _ if e.is_systemic() => {
+                // For the daemon's summary once a minute.
+                self.counters.last_error.replace(Some(e.to_string()));
+                self.outage.failed(&self.state, e);
+                tracing::debug!(file.path = %path, error = %e, attempts, "transfer failed");
+            }
+            _ => {
+                tracing::warn!(file.path = %path, error = %e, attempts, ?update, "transfer failed");
+            }
         }
     }
 
     fn update_for(&self, job: &Job, e: &TransferError) -> JobUpdate {
+        let retry_in = |delay: std::time::Duration| JobUpdate::Retry {
+            error: e.to_string(),
+            next_try_ms: now_ms()
+                .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+        };
+        let jitter = rand::random::<f64>();
         match e.disposition() {
             Disposition::Retry | Disposition::NotOnServer | Disposition::Rehash => {
-                let delay = self
-                    .settings
-                    .backoff
-                    .delay(job.attempts + 1, rand::random::<f64>());
-                JobUpdate::Retry {
-                    error: e.to_string(),
-                    next_try_ms: now_ms()
-                        .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
-                }
+                retry_in(self.settings.backoff.delay(job.attempts + 1, jitter))
             }
+            Disposition::Hold(hold) => retry_in(hold.retry_delay(job.attempts + 1, jitter)),
             Disposition::Permanent => JobUpdate::Failed {
                 error: e.to_string(),
             },
+            Disposition::Settled => JobUpdate::Synced,
             Disposition::Vanished => JobUpdate::Drop,
         }
     }
@@ -226,6 +258,9 @@ impl Worker {
             .acquire()
             .await
             .map_err(|_| TransferError::Worker)?;
+        self.holds
+            .gate(None, now_ms())
+            .map_err(TransferError::Held)?;
         self.api.sighting(sha, meta).await?;
         self.counters.sightings.fetch_add(1, Ordering::Relaxed);
         let rel = shown::text(&meta.rel_path);
@@ -249,12 +284,18 @@ impl Worker {
             .acquire()
             .await
             .map_err(|_| TransferError::Worker)?;
+        self.holds
+            .gate(Some(stat.size), now_ms())
+            .map_err(TransferError::Held)?;
         let root = self
             .root_of(job)
             .ok_or(TransferError::Io(NOT_FOUND.into()))?;
         let (file, _) = open_regular(&root.path, &job.path)?;
         let res = self.api.upload(file, stat, sha, meta).await?;
         self.counters.uploads.fetch_add(1, Ordering::Relaxed);
+        if res.created {
+            self.holds.note_stored(&self.state, stat.size);
+        }
         let path = shown::path(&job.path);
         tracing::info!(
             file.path = %path,

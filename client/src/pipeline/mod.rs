@@ -5,6 +5,7 @@
 //! up the others; retries wait in the database, not in memory.
 
 mod check;
+mod hold;
 mod job;
 mod outage;
 
@@ -98,7 +99,8 @@ impl Control {
 /// What a drained pipeline leaves behind.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// Files still queued because of retryable errors in this run.
+    /// Files still queued because of retryable errors in this run, or
+    /// held back by the server for longer than a scan waits.
     pub deferred: usize,
     /// The last retryable error seen, to explain `deferred`.
     pub last_error: Option<String>,
@@ -134,9 +136,12 @@ impl Pipeline {
             sighting_permits: Semaphore::new(settings.upload_concurrency * 2),
             hash_locks: RefCell::new(HashMap::new()),
             outage: outage::Outage::default(),
+            holds: hold::Holds::default(),
             counters,
             settings: tuning.clone(),
         };
+        // What an earlier run met is not known to hold now.
+        worker.holds.save(&worker.state);
         Self {
             worker: Rc::new(worker),
             mode,
@@ -174,7 +179,7 @@ impl Pipeline {
                     }
                     self.record(&ended);
                     for done in ended {
-                        sched.finish(done, self.mode, &self.worker.counters);
+                        sched.finish(done, self.mode, &self.worker.counters, now_ms());
                     }
                     need_refill = true;
                 }
@@ -283,8 +288,11 @@ struct Scheduler {
     last_error: Option<String>,
 }
 
+/// A scan waits this long at most for a file the server holds back.
+const SCAN_WAITS_FOR_HOLD_MS: i64 = 60_000;
+
 impl Scheduler {
-    fn finish(&mut self, done: JobDone, mode: Mode, counters: &Counters) {
+    fn finish(&mut self, done: JobDone, mode: Mode, counters: &Counters, now: i64) {
         self.in_flight -= 1;
         self.skip.remove(&done.id);
         match &done.update {
@@ -294,16 +302,24 @@ impl Scheduler {
             JobUpdate::Failed { .. } => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
             }
-            JobUpdate::Retry { error, .. } => {
+            JobUpdate::Retry { error, next_try_ms } => {
                 counters.retried.fetch_add(1, Ordering::Relaxed);
                 self.last_error = Some(error.clone());
-                if let Mode::Drain { retries } = mode {
+                let Mode::Drain { retries } = mode else {
+                    return;
+                };
+                // A hold is not the file's failure: it does not use up the
+                // file's retries, but a scan does not wait for a long one.
+                let give_up = if done.held {
+                    next_try_ms.saturating_sub(now) > SCAN_WAITS_FOR_HOLD_MS
+                } else {
                     let n = self.run_attempts.entry(done.id).or_default();
                     *n += 1;
-                    if *n >= retries {
-                        self.deferred.insert(done.id);
-                        self.skip.insert(done.id);
-                    }
+                    *n >= retries
+                };
+                if give_up {
+                    self.deferred.insert(done.id);
+                    self.skip.insert(done.id);
                 }
             }
             JobUpdate::Rehash | JobUpdate::Drop => {}

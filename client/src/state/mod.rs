@@ -294,6 +294,13 @@ pub mod counters {
     pub const LAST_SYNC_MS: &str = "last_sync_ms";
     /// When the last full scan finished (ms since epoch).
     pub const LAST_SCAN_MS: &str = "last_scan_ms";
+    /// Since when the server's rate limit for this token holds uploads back
+    /// (ms since epoch; 0: it does not).
+    pub const RATE_LIMITED_SINCE_MS: &str = "rate_limited_since_ms";
+    /// Until when it does, as the server's `Retry-After` said.
+    pub const RATE_LIMITED_UNTIL_MS: &str = "rate_limited_until_ms";
+    /// Since when the token's quota has been found used up (0: it is not).
+    pub const QUOTA_EXCEEDED_SINCE_MS: &str = "quota_exceeded_since_ms";
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The numbers `asset-watcher status` shows: queue depth, retrying and
-//! failed files with their reasons, last sync, lifetime counters.
+//! failed files with their reasons, last sync, lifetime counters, and the
+//! server's holds on uploads (rate limit, quota) the daemon last met.
 
 use serde::Serialize;
 
@@ -29,6 +30,11 @@ pub struct Report {
     pub bytes_sent: u64,
     pub uploads: u64,
     pub sightings: u64,
+    /// Since when the token's quota is used up, if it is.
+    pub quota_exceeded_since_ms: Option<i64>,
+    /// Since and until when the server's rate limit holds uploads back.
+    pub rate_limited_since_ms: Option<i64>,
+    pub rate_limited_until_ms: Option<i64>,
     pub failures: Vec<Failure>,
     pub retries: Vec<Failure>,
 }
@@ -60,6 +66,9 @@ impl State {
             bytes_sent: unsigned(self.counter(counters::BYTES_SENT)?),
             uploads: unsigned(self.counter(counters::UPLOADS)?),
             sightings: unsigned(self.counter(counters::SIGHTINGS)?),
+            quota_exceeded_since_ms: positive(self.counter(counters::QUOTA_EXCEEDED_SINCE_MS)?),
+            rate_limited_since_ms: positive(self.counter(counters::RATE_LIMITED_SINCE_MS)?),
+            rate_limited_until_ms: positive(self.counter(counters::RATE_LIMITED_UNTIL_MS)?),
             failures: self.failures("f.status = 'failed'", max_listed)?,
             retries: self.failures(
                 "f.status IN ('pending', 'hashed') AND q.last_error IS NOT NULL",
