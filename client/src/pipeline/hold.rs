@@ -46,6 +46,9 @@ pub(super) enum Change {
 pub(super) struct Holds {
     rate: Cell<Option<RateHold>>,
     quota: Cell<Option<QuotaHold>>,
+    /// Quota refusals so far: an upload that was on its way when one came
+    /// proves nothing by being stored.
+    quota_refusals: Cell<u64>,
 }
 
 impl Holds {
@@ -83,6 +86,7 @@ impl Holds {
                 }
             }
             Hold::QuotaExceeded => {
+                self.quota_refusals.set(self.quota_refusals.get() + 1);
                 let recheck_at = now.saturating_add(QUOTA_RECHECK_MS);
                 let (held, change) = match self.quota.get() {
                     Some(q) => (
@@ -108,9 +112,18 @@ impl Holds {
         }
     }
 
-    /// The server stored an upload of `size` bytes: a quota hold for that
+    /// How many quota refusals came so far; read when an upload leaves.
+    pub fn quota_refusals(&self) -> u64 {
+        self.quota_refusals.get()
+    }
+
+    /// The server stored an upload of `size` bytes that left after
+    /// `refusals` quota refusals: if none came since, a quota hold for that
     /// size or less is over (the quota has room again).
-    pub fn stored(&self, size: u64) -> Option<Change> {
+    pub fn stored(&self, size: u64, refusals: u64) -> Option<Change> {
+        if refusals != self.quota_refusals.get() {
+            return None;
+        }
         let q = self.quota.get().filter(|q| size >= q.smallest_refused)?;
         self.quota.set(None);
         Some(Change::QuotaEnded { since: q.since })
@@ -165,10 +178,10 @@ impl Holds {
         }
     }
 
-    /// The server stored an upload of `size` bytes: log and record the end
-    /// of a quota hold.
-    pub fn note_stored(&self, state: &State, size: u64) {
-        if let Some(Change::QuotaEnded { since }) = self.stored(size) {
+    /// The server stored an upload of `size` bytes (which left after
+    /// `refusals` quota refusals): log and record the end of a quota hold.
+    pub fn note_stored(&self, state: &State, size: u64, refusals: u64) {
+        if let Some(Change::QuotaEnded { since }) = self.stored(size, refusals) {
             self.save(state);
             let minutes = (now_ms() - since).max(0) / 60_000;
             tracing::info!(
@@ -218,9 +231,15 @@ mod tests {
     #[test]
     fn a_quota_hold_stops_uploads_that_cannot_fit_and_lets_smaller_ones_try() {
         let h = Holds::default();
+        let before = h.quota_refusals();
         assert_eq!(
             h.refused(Hold::QuotaExceeded, 5_000, T0),
             Some(Change::QuotaStarted)
+        );
+        assert_eq!(
+            h.stored(9_000, before),
+            None,
+            "an upload on its way when the refusal came proves no room"
         );
         assert_eq!(h.gate(Some(5_000), T0 + 1), Err(Hold::QuotaExceeded));
         assert_eq!(h.gate(Some(4_999), T0 + 1), Ok(()), "may still fit");
@@ -230,10 +249,14 @@ mod tests {
         let recheck = T0 + 1_000 + QUOTA_RECHECK_MS;
         assert!(h.gate(Some(3_000), recheck - 1).is_err());
         assert_eq!(h.gate(Some(3_000), recheck), Ok(()), "one is tried again");
-        assert_eq!(h.stored(1_999), None, "a smaller file says nothing");
-        assert_eq!(h.stored(2_000), Some(Change::QuotaEnded { since: T0 }));
+        let after = h.quota_refusals();
+        assert_eq!(h.stored(1_999, after), None, "a smaller file says nothing");
+        assert_eq!(
+            h.stored(2_000, after),
+            Some(Change::QuotaEnded { since: T0 })
+        );
         assert_eq!(h.gate(Some(1 << 40), recheck), Ok(()));
-        assert_eq!(h.stored(2_000), None, "ended once");
+        assert_eq!(h.stored(2_000, after), None, "ended once");
     }
 
     #[test]
@@ -247,7 +270,7 @@ mod tests {
         assert_eq!(r.rate_limited_since_ms, Some(T0));
         assert_eq!(r.rate_limited_until_ms, Some(T0 + 5_000));
         assert_eq!(r.quota_exceeded_since_ms, Some(T0 + 7));
-        h.stored(1);
+        h.stored(1, h.quota_refusals());
         Holds::default().save(&state);
         let r = state.report(0).expect("report");
         assert_eq!(r.quota_exceeded_since_ms, None);

@@ -287,6 +287,7 @@ impl Worker {
         self.holds
             .gate(Some(stat.size), now_ms())
             .map_err(TransferError::Held)?;
+        let refusals = self.holds.quota_refusals();
         let root = self
             .root_of(job)
             .ok_or(TransferError::Io(NOT_FOUND.into()))?;
@@ -294,7 +295,7 @@ impl Worker {
         let res = self.api.upload(file, stat, sha, meta).await?;
         self.counters.uploads.fetch_add(1, Ordering::Relaxed);
         if res.created {
-            self.holds.note_stored(&self.state, stat.size);
+            self.holds.note_stored(&self.state, stat.size, refusals);
         }
         let path = shown::path(&job.path);
         tracing::info!(
