@@ -2,7 +2,7 @@
 //! (the same pool, chunk size, open flags and SHA-256 implementation that
 //! `asset-watcher` uses), with its pool sized to `threads`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -19,6 +19,14 @@ pub enum HashError {
     Runtime(#[from] std::io::Error),
 }
 
+/// The directory holding `file`, which the hasher opens it beneath.
+fn dir_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Hash `files` with at most `threads` at once; bytes, seconds, digests.
 pub fn hash_files(files: &[PathBuf], threads: usize) -> Result<serde_json::Value, HashError> {
     let threads = threads.max(1);
@@ -30,7 +38,7 @@ pub fn hash_files(files: &[PathBuf], threads: usize) -> Result<serde_json::Value
     let hasher = Hasher::new(threads, Arc::clone(&counter));
     let start = Instant::now();
     let results = rt.block_on(futures_util::future::join_all(
-        files.iter().map(|f| hasher.hash(f.clone())),
+        files.iter().map(|f| hasher.hash(dir_of(f), f.clone())),
     ));
     let seconds = start.elapsed().as_secs_f64();
     let mut digests = Vec::with_capacity(files.len());
