@@ -145,8 +145,6 @@ fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {
     use asset_catalog_server::auth::Scopes;
     use asset_catalog_server::index::TokenLimits;
     let (config, _) = load(cli)?;
-    // Before the runtime starts its threads (see `become_owner`).
-    token_admin::become_owner(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let fmt_time = |t: time::OffsetDateTime| {
         t.replace_nanosecond(0)

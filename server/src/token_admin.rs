@@ -6,13 +6,17 @@
 //! the service cannot open nor let the service's user trick root: the index
 //! lives in the service's `StateDirectory`, owned by its (dynamic) user, who
 //! could have replaced `index.sqlite3-wal` with a symlink to any file root
-//! may write or chown. So [`become_owner`] first drops root for the owner
-//! of the state directory (groups, gid, uid; the process is still
-//! single-threaded, so every later thread inherits it) and the database is
-//! opened with exactly the rights the service has: no chown, no following
-//! of a planted link with root's rights.
+//! may write or chown. SQLite opens every file of a database with
+//! `O_NOFOLLOW`, so it never writes through such a link; after the database
+//! is closed, [`restore_ownership`] gives each index file that is a regular
+//! file back to the directory's owner with `fchownat(AT_SYMLINK_NOFOLLOW)`
+//! relative to the directory it opened, so a link (or one swapped in
+//! meanwhile) is at most re-owned itself, never followed.
+//!
+//! (Switching to the service's user instead cannot work under systemd: a
+//! DynamicUser's state directory lives in root-only `/var/lib/private`,
+//! reachable by the service only through its own mount namespace.)
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use bytesize::ByteSize;
@@ -30,20 +34,13 @@ pub enum TokenAdminError {
     BadName,
     #[error("no active token with id {0:?} (see `asset-catalog-server token list`)")]
     NoSuchToken(String),
-    #[error(
-        "cannot switch to uid {uid} (the owner of {}) to open the index as the service does: {source}",
-        dir.display()
-    )]
-    Drop {
-        dir: PathBuf,
+    #[error("cannot give {} back to uid {uid}: {source}", path.display())]
+    Chown {
+        path: PathBuf,
         uid: u32,
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "token commands must switch user before any thread starts ({threads} threads run); this is a bug, please report it"
-    )]
-    Threaded { threads: usize },
     #[error("--client {0:?}: use 1-64 characters from A-Z a-z 0-9 . _ - (the watcher's client id)")]
     BadClient(String),
     #[error("--{0} must be greater than 0 (leave it out for no limit)")]
@@ -131,40 +128,64 @@ where
     F: FnOnce(Index) -> Fut,
     Fut: std::future::Future<Output = Result<T, TokenAdminError>> + 'a,
 {
-    let index = Index::open(&config.index_path()).await?;
-    f(index).await
+    let path = config.index_path();
+    // Even when opening fails, files it created are given back.
+    let out = match Index::open(&path).await {
+        Ok(index) => f(index).await,
+        Err(e) => Err(e.into()),
+    };
+    restore_ownership(&path)?;
+    out
 }
 
-/// Run as root, become the owner of the index's directory (when that is not
-/// root). Call before any thread starts: Linux switches only the calling
-/// thread, and threads started later inherit its identity.
-pub fn become_owner(config: &Config) -> Result<(), TokenAdminError> {
-    use rustix::process::{Gid, Uid};
-    let db = config.index_path();
-    let Some(dir) = db.parent() else {
+/// When run as root, hand every index file that is a regular file to the
+/// owner of its directory, following no symlink (see the module docs).
+fn restore_ownership(db: &std::path::Path) -> Result<(), TokenAdminError> {
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
         return Ok(());
     };
-    // The directory itself may be systemd's link (/var/lib/asset-catalog ->
-    // private/asset-catalog) in root-owned /var/lib: following it is safe.
-    let Ok(meta) = std::fs::metadata(dir) else {
-        return Ok(());
-    };
-    if !rustix::process::geteuid().is_root() || meta.uid() == 0 {
+    if !rustix::process::geteuid().is_root() {
         return Ok(());
     }
-    let threads = std::fs::read_dir("/proc/self/task").map_or(1, Iterator::count);
-    if threads > 1 {
-        return Err(TokenAdminError::Threaded { threads });
-    }
-    let failed = |source: rustix::io::Errno| TokenAdminError::Drop {
-        dir: dir.to_path_buf(),
-        uid: meta.uid(),
-        source: source.into(),
+    // The directory itself may be systemd's link in root-owned /var/lib
+    // (asset-catalog -> private/asset-catalog): following that one is safe.
+    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
+    let Ok(dirfd) = rustix::fs::open(dir, flags, Mode::empty()) else {
+        return Ok(());
     };
-    let (uid, gid) = (Uid::from_raw(meta.uid()), Gid::from_raw(meta.gid()));
-    rustix::thread::set_thread_groups(&[gid]).map_err(failed)?;
-    rustix::thread::set_thread_res_gid(gid, gid, gid).map_err(failed)?;
-    rustix::thread::set_thread_res_uid(uid, uid, uid).map_err(failed)?;
+    let Ok(dir_stat) = rustix::fs::fstat(&dirfd) else {
+        return Ok(());
+    };
+    if dir_stat.st_uid == 0 {
+        return Ok(());
+    }
+    let (uid, gid) = (
+        rustix::fs::Uid::from_raw(dir_stat.st_uid),
+        rustix::fs::Gid::from_raw(dir_stat.st_gid),
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = name.to_os_string();
+        file.push(suffix);
+        let Ok(stat) = rustix::fs::statat(&dirfd, &file, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        let regular = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
+        if regular && stat.st_uid != uid.as_raw() {
+            rustix::fs::chownat(
+                &dirfd,
+                &file,
+                Some(uid),
+                Some(gid),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| TokenAdminError::Chown {
+                path: dir.join(&file),
+                uid: uid.as_raw(),
+                source: e.into(),
+            })?;
+        }
+    }
     Ok(())
 }
 

@@ -16,6 +16,17 @@ const WAL_HEADER_LEN: usize = 32;
 
 /// The first damaged file found next to (or at) the index `path`, with why.
 pub(super) fn find(path: &Path) -> Option<(PathBuf, String)> {
+    // The index never makes links; one here was planted (the directory
+    // belongs to the service's user, and root may run `token` commands).
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Some((
+                file,
+                "it is a symbolic link, not a file of the index; remove the link".into(),
+            ));
+        }
+    }
     let main_len = std::fs::metadata(path).ok()?.len();
     let wal = PathBuf::from(format!("{}-wal", path.display()));
     if let Some(problem) = wal_problem(&wal) {

@@ -87,10 +87,11 @@ async fn every_write_logs_its_token_id_and_never_the_secret() {
 }
 
 /// As root, on a state directory owned by `nobody` (as systemd's
-/// DynamicUser leaves it): the command works as that user, its files stay
-/// that user's, and a link planted where SQLite opens its WAL leads nowhere.
+/// DynamicUser leaves it): the index files end up that user's, and a link
+/// planted where SQLite opens its WAL is refused and neither followed nor
+/// chowned through (the old code chowned root's file to `nobody`).
 #[test]
-fn root_token_commands_act_as_the_state_owner_and_follow_no_planted_link() {
+fn root_token_commands_give_files_back_and_follow_no_planted_link() {
     if !rustix::process::geteuid().is_root() {
         panic!("this test needs root, as CI runs it (chown to another user)");
     }
