@@ -13,6 +13,7 @@ mod faults;
 mod moves;
 mod names;
 mod outside;
+mod quota;
 mod redirect;
 mod resilience;
 mod scan;

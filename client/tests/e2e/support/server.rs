@@ -238,13 +238,25 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `token create --scope upload` with `limits` (e.g. `["--rate", "30"]`).
+    pub fn limited_upload_token(&self, name: &str, limits: &[&str]) -> String {
+        create_token_with(self.dir.path(), name, "upload", limits)
+    }
+}
+
 /// `token create` on the server's index; returns the token.
 fn create_token(dir: &Path, name: &str, scope: &str) -> String {
+    create_token_with(dir, name, scope, &[])
+}
+
+fn create_token_with(dir: &Path, name: &str, scope: &str, limits: &[&str]) -> String {
     let out = Command::new(server_bin())
         .env_clear()
         .arg("--config")
         .arg(dir.join("server.toml"))
         .args(["token", "create", "--name", name, "--scope", scope])
+        .args(limits)
         .output()
         .expect("token create");
     assert!(

@@ -93,6 +93,12 @@ impl Home {
         home
     }
 
+    /// Give the watcher another token (read at its next start).
+    pub fn set_token(&self, token: &str) {
+        let file = self.dir.path().join(".config/asset-watcher/token");
+        std::fs::write(&file, format!("{token}\n")).expect("token file");
+    }
+
     pub fn config_file(&self) -> PathBuf {
         self.dir.path().join(".config/asset-watcher/config.toml")
     }
