@@ -8,6 +8,7 @@
 # ASSET_CATALOG_SOAK=1 switches the fault tests to their soak sizes:
 #   watcher (client/tests/e2e/faults): kill -9 rounds over more files, a
 #     several-minute server outage, an inotify overflow of 100,000 creates;
+#     and 5,000 directories swapped for symlinks out of the tree (outside.rs);
 #   server (server/tests/integration: faults, outage, storage_down): S3 down 5 minutes.
 # Then scripts/fuzz-api.sh fuzzes every route for --minutes (default 10).
 # Every step runs even when an earlier one fails; the failures are listed at
@@ -54,6 +55,8 @@ cargo build --workspace --bins --locked
 
 run "watcher faults at soak size" \
   cargo test --locked -p asset-watcher --test e2e faults -- --nocapture
+run "watcher: directories swapped for symlinks, 5,000 rounds" \
+  cargo test --locked -p asset-watcher --test e2e outside -- --nocapture
 run "server faults and storage outage at soak size" \
   cargo test --locked -p asset-catalog-server --test integration -- faults outage storage_down --nocapture
 run "API fuzzing for $minutes minutes" \
