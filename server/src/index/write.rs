@@ -199,21 +199,13 @@ fn upsert_sighting(
     s: &SightingRecord,
     cap: u64,
 ) -> rusqlite::Result<bool> {
-    let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
-    let refreshed = tx
-        .prepare_cached(
-            "UPDATE sightings SET name = ?4, mtime = ?5, seen_at = ?6, token = ?7 \
-             WHERE sha256 = ?1 AND client = ?2 AND path = ?3",
-        )?
-        .execute(params![
-            sha.as_str(),
-            s.client,
-            s.path,
-            s.name,
-            mtime,
-            to_nanos(s.seen_at),
-            s.token
-        ])?;
+    let refreshed = run_sighting(
+        tx,
+        "UPDATE sightings SET name = ?4, mtime = ?5, seen_at = ?6, token = ?7 \
+         WHERE sha256 = ?1 AND client = ?2 AND path = ?3",
+        sha,
+        s,
+    )?;
     if refreshed == 0 {
         // Counting stops at the cap: the cost is bounded whatever the table holds.
         let held: i64 = tx
@@ -231,12 +223,26 @@ fn upsert_sighting(
 }
 
 fn insert_sighting(tx: &Connection, sha: &Sha256Hex, s: &SightingRecord) -> rusqlite::Result<()> {
-    let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
-    tx.prepare_cached(
+    run_sighting(
+        tx,
         "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
+        sha,
+        s,
+    )
+    .map(drop)
+}
+
+/// Run `sql` with a sighting's columns as ?1–?7: sha256, client, path,
+/// name, mtime, seen_at, token. Returns the rows changed.
+fn run_sighting(
+    tx: &Connection,
+    sql: &str,
+    sha: &Sha256Hex,
+    s: &SightingRecord,
+) -> rusqlite::Result<usize> {
+    let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
+    tx.prepare_cached(sql)?.execute(params![
         sha.as_str(),
         s.client,
         s.path,
@@ -245,7 +251,6 @@ fn insert_sighting(tx: &Connection, sha: &Sha256Hex, s: &SightingRecord) -> rusq
         to_nanos(s.seen_at),
         s.token
     ])
-    .map(drop)
 }
 
 fn touch_asset(tx: &Connection, sha: &Sha256Hex, s: &SightingRecord) -> rusqlite::Result<()> {
