@@ -203,7 +203,7 @@ async fn authorize(
         .map(str::trim)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
     let presented = Presented::parse(text).ok_or_else(|| unauthorized("unknown token"))?;
-    let verdict = state.catalog.index().verify_token(&presented).await?;
+    let verdict = state.catalog.verify_token(&presented).await?;
     let grant = match verdict {
         TokenVerdict::Valid(grant) => grant,
         TokenVerdict::Unknown => return Err(unauthorized("unknown token")),
@@ -211,13 +211,7 @@ async fn authorize(
     };
     let (id, scopes) = (grant.id.clone(), grant.scopes.clone());
     if state.limits.touched.due(&id) {
-        let index = state.catalog.index().clone();
-        let id = id.clone();
-        actix_web::rt::spawn(async move {
-            if let Err(e) = index.touch_token(&id).await {
-                tracing::debug!(token.id = %id, "cannot record token use: {e}");
-            }
-        });
+        state.catalog.record_token_use(&id);
     }
     match needed {
         Need::Scope(scope) if !scopes.allows(scope) => Err(ApiError::new(

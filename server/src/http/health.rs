@@ -43,7 +43,7 @@ pub(super) async fn readyz(
     match (&readiness.storage, &readiness.index) {
         (Ok(()), Ok(())) => Ok(HttpResponse::Ok().json(Ready {
             status: "ready",
-            storage: known.then(|| state.catalog.storage().describe()),
+            storage: known.then(|| state.catalog.describe_storage()),
         })),
         (Err(e), _) => Err(not_ready(ErrorCode::StorageUnavailable, "storage", e)),
         (_, Err(e)) => Err(not_ready(ErrorCode::IndexUnavailable, "index", e)),

@@ -165,6 +165,31 @@ impl Catalog {
         self.inner.quotas.admit(caller)
     }
 
+    /// Check a presented bearer token against the index (on every request:
+    /// a revocation applies to the next one).
+    pub async fn verify_token(
+        &self,
+        presented: &crate::auth::Presented<'_>,
+    ) -> Result<crate::index::TokenVerdict, ServiceError> {
+        Ok(self.inner.index.verify_token(presented).await?)
+    }
+
+    /// Note in the background that token `id` was used (`token list`'s
+    /// "last used"); callers rate-limit this.
+    pub fn record_token_use(&self, id: &str) {
+        let (index, id) = (self.inner.index.clone(), id.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = index.touch_token(&id).await {
+                tracing::debug!(token.id = %id, "cannot record token use: {e}");
+            }
+        });
+    }
+
+    /// Where the bytes live, for operators (`file:///…`, `s3://bucket`).
+    pub fn describe_storage(&self) -> String {
+        self.inner.storage.describe()
+    }
+
     /// Take the lock of `sha`, waiting at most `[server] same_hash_wait_secs`
     /// for another request on it (an upload whose sender is slow).
     async fn lock(&self, sha: &Sha256Hex) -> Result<locks::HashGuard, ServiceError> {
