@@ -12,11 +12,7 @@ use std::path::Path;
 
 /// True for the characters that are escaped when shown.
 pub fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\\' | '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
-        )
+    c == '\\' || asset_catalog_proto::misleads_when_shown(c)
 }
 
 fn write_escaped(f: &mut dyn Write, s: &str, backslash: bool) -> fmt::Result {

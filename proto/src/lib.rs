@@ -7,6 +7,7 @@ mod error;
 mod hash;
 mod headers;
 mod model;
+mod text;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use hash::{ParseSha256Error, Sha256Hex};
@@ -17,6 +18,7 @@ pub use model::{
     Asset, AssetDetail, AssetPage, CheckRequest, CheckResponse, MAX_CHECK_BATCH, NewSighting,
     Sighting, UploadResponse,
 };
+pub use text::misleads_when_shown;
 
 /// Path prefix of every versioned API route.
 pub const API_V1: &str = "/v1";

@@ -54,9 +54,8 @@ pub async fn create(
     scopes: &Scopes,
     limits: &TokenLimits,
 ) -> Result<NewToken, TokenAdminError> {
-    let hides =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(hides) {
+    let misleads = asset_catalog_proto::misleads_when_shown;
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(misleads) {
         return Err(TokenAdminError::BadName);
     }
     if let Some(client) = &limits.client

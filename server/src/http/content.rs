@@ -10,7 +10,7 @@ use actix_web::http::header::{
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use asset_catalog_proto::{Asset, Sha256Hex};
+use asset_catalog_proto::{Asset, Sha256Hex, misleads_when_shown};
 use futures_util::TryStreamExt;
 
 use super::AppState;
@@ -79,20 +79,12 @@ fn content_headers(b: &mut HttpResponseBuilder, asset: &Asset, etag: String) {
     };
 }
 
-/// Characters that must not reach a browser's save dialog or a terminal:
-/// controls (CR/LF, ESC, C1) and the bidi controls that reorder what is
-/// shown (U+202E makes `photo\u{202e}gpj.exe` look like `photoexe.jpg`).
-fn hides_something(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded`,
 /// controls and bidi controls replaced by `_` in both.
 pub(super) fn content_disposition(name: &str) -> ContentDisposition {
     let shown: String = name
         .chars()
-        .map(|c| if hides_something(c) { '_' } else { c })
+        .map(|c| if misleads_when_shown(c) { '_' } else { c })
         .collect();
     let fallback: String = name
         .chars()
