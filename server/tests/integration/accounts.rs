@@ -145,13 +145,7 @@ pub async fn every_write_names_its_token() {
     let (_, seen) = json_of(res).await;
     assert!(seen.get("uploaded_by").is_none() && seen["sightings"][0].get("token").is_none());
 
-    let res = s
-        .client()
-        .delete(s.url(&format!("/v1/assets/{sha}")))
-        .send()
-        .await
-        .expect("DELETE");
-    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(s.delete(&sha).await.0, 204);
     let admin_id = Presented::parse(&s.token)
         .expect("admin token")
         .id
@@ -260,13 +254,7 @@ pub async fn quotas_refuse_with_stable_codes() {
     let (status, json) = json_of(res).await;
     assert_error(status, &json, 403, ErrorCode::QuotaExceeded);
     // A delete gives the bytes back.
-    let res = s
-        .client()
-        .delete(s.url(&format!("/v1/assets/{}", sha256_hex(&first))))
-        .send()
-        .await
-        .expect("DELETE");
-    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(s.delete(&sha256_hex(&first)).await.0, 204);
     assert_eq!(
         put_as(&s, &t, None, "q/second.bin", &[2u8; 500]).await.0,
         201

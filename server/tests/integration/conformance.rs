@@ -235,13 +235,7 @@ pub async fn check_sightings_and_delete(kind: Kind) {
     let (status, json) = json_of(post(&missing).await.expect("sighting")).await;
     assert_error(status, &json, 404, ErrorCode::NotFound);
 
-    let res = s
-        .client()
-        .delete(s.url(&format!("/v1/assets/{a_sha}")))
-        .send()
-        .await
-        .expect("DELETE");
-    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(s.delete(&a_sha).await.0, 204);
     s.assert_empty().await;
     let (status, json) = s.get_json(&format!("/v1/assets/{a_sha}/content")).await;
     assert_error(status, &json, 404, ErrorCode::NotFound);

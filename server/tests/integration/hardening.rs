@@ -227,13 +227,7 @@ pub async fn trickling_uploads_hold_no_slot_a_normal_upload_needs() {
         .await;
     assert_eq!(status, 201, "a normal upload beside 64 trickles: {json}");
     let normal_took = started.elapsed();
-    let res = s
-        .client()
-        .delete(s.url(&format!("/v1/assets/{}", sha256_hex(&known))))
-        .send()
-        .await
-        .expect("DELETE");
-    let (status, json) = json_of(res).await;
+    let (status, json) = s.delete(&sha256_hex(&known)).await;
     assert_error(status, &json, 429, ErrorCode::TooManyRequests);
     let tasks: Vec<_> = tricklers
         .into_iter()

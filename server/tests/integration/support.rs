@@ -340,6 +340,17 @@ impl TestServer {
         json
     }
 
+    /// `DELETE /v1/assets/{sha}` with the admin token: status and JSON (Null for 204).
+    pub async fn delete(&self, sha: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .client()
+            .delete(self.url(&format!("/v1/assets/{sha}")))
+            .send()
+            .await
+            .expect("DELETE");
+        json_of(res).await
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let res = self.client().get(self.url(path)).send().await.expect("GET");
         json_of(res).await
