@@ -56,17 +56,13 @@ impl Quotas {
         };
         let limiter = {
             let mut map = self.rates.lock().unwrap_or_else(PoisonError::into_inner);
-            let entry = map.entry(id.to_owned()).or_insert_with(|| {
-                (
-                    per_min,
-                    Arc::new(DefaultDirectRateLimiter::direct(Quota::per_minute(burst))),
-                )
-            });
+            let fresh = || {
+                let limiter = DefaultDirectRateLimiter::direct(Quota::per_minute(burst));
+                (per_min, Arc::new(limiter))
+            };
+            let entry = map.entry(id.to_owned()).or_insert_with(fresh);
             if entry.0 != per_min {
-                *entry = (
-                    per_min,
-                    Arc::new(DefaultDirectRateLimiter::direct(Quota::per_minute(burst))),
-                );
+                *entry = fresh();
             }
             Arc::clone(&entry.1)
         };
