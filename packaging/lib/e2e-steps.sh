@@ -95,6 +95,7 @@ step_install() {
     done
     test "$(stat -c %a /etc/asset-catalog/credentials)" = 700
     test "$(stat -c "%a %U" /etc/asset-catalog/tls)" = "755 root"
+    test "$(stat -c "%a %U" /etc/asset-catalog/postgres)" = "700 root"
     test -x /usr/libexec/asset-catalog/refresh-credentials'
   run "asset-catalog-server enabled and running right after install" ct_sh \
     'systemctl is-enabled asset-catalog-server && systemctl is-active asset-catalog-server'
