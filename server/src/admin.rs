@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use asset_catalog_proto::{AssetDetail, Sha256Hex};
+use asset_catalog_proto::Sha256Hex;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::ObjectMeta;
 use time::OffsetDateTime;
 
 use crate::Config;
-use crate::index::{self, Index, IndexError, NewAsset, RebuildRecord, SightingRecord};
+use crate::index::{ExportItem, Index, IndexError, NewAsset, RebuildRecord, SightingRecord};
 use crate::storage::keys::{self, KeyKind};
 use crate::storage::{Description, Storage, StorageError};
 
@@ -28,12 +28,6 @@ pub enum AdminError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Index(#[from] IndexError),
-    #[error("cannot move the unreadable index {} aside: {source}", path.display())]
-    MoveAside {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("writing {target}: {source}")]
     Write {
         target: String,
@@ -64,32 +58,12 @@ pub struct ReindexReport {
 pub async fn reindex(config: &Config) -> Result<ReindexReport, AdminError> {
     let storage = Storage::open(config)?;
     storage.probe().await?;
-    let (index, moved_aside) = open_or_move_aside(&config.index_path()).await?;
-    let mut report = reindex_with(&storage, &index).await?;
+    let (index, moved_aside) = Index::open_for_rebuild(config).await?;
+    let report = reindex_with(&storage, &index).await;
+    index.finish_tool()?;
+    let mut report = report?;
     report.moved_aside = moved_aside;
     Ok(report)
-}
-
-async fn open_or_move_aside(path: &Path) -> Result<(Index, Option<PathBuf>), AdminError> {
-    match Index::open(path).await {
-        Ok(index) => Ok((index, None)),
-        Err(IndexError::Corrupt { .. } | IndexError::Damaged { .. }) => {
-            let stamp = OffsetDateTime::now_utc().unix_timestamp();
-            let aside = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
-            for suffix in ["", "-wal", "-shm"] {
-                let from = PathBuf::from(format!("{}{suffix}", path.display()));
-                let to = PathBuf::from(format!("{}{suffix}", aside.display()));
-                match std::fs::rename(&from, &to) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(AdminError::MoveAside { path: from, source }),
-                }
-            }
-            tracing::warn!(aside = %aside.display(), "moved the unreadable index aside");
-            Ok((Index::open(path).await?, Some(aside)))
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// Rebuild `index` from `storage` in one transaction.
@@ -233,7 +207,7 @@ fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], found: Option<Found>) -> Re
 /// `asset-catalog-server export-index [FILE]`: `-` writes to stdout; a file
 /// is written next to its final name and renamed into place when complete.
 pub async fn export_index(config: &Config, target: &Path) -> Result<u64, AdminError> {
-    let index = Index::open(&config.index_path()).await?;
+    let index = Index::open(config).await?;
     if target == Path::new("-") {
         let (_, count) = export_to(&index, std::io::stdout(), "stdout").await?;
         return Ok(count);
@@ -260,30 +234,38 @@ async fn export_to<W: Write + Send + 'static>(
     let generated = OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
-    let written = index
-        .read(move |conn| {
-            let tx = conn.unchecked_transaction()?;
-            let count = index::count_assets(&tx)?;
-            let mut out = out;
-            let header = format!(
-                "{{\"format\":\"asset-catalog-index\",\"version\":1,\"generated_at\":\"{generated}\",\"asset_count\":{count},\"assets\":[\n"
-            );
-            if let Err(e) = out.write_all(header.as_bytes()) {
-                return Ok(Err(e));
-            }
-            let mut first = true;
-            let result = index::each_detail(&tx, |detail: AssetDetail| {
-                if !std::mem::take(&mut first) {
-                    out.write_all(b",\n")?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(256);
+    // The writer runs on the blocking pool; the index feeds it from one snapshot.
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut out = out;
+        let mut count = 0;
+        let mut first = true;
+        while let Some(item) = rx.blocking_recv() {
+            match item {
+                ExportItem::Count(n) => {
+                    count = n;
+                    let header = format!(
+                        "{{\"format\":\"asset-catalog-index\",\"version\":1,\"generated_at\":\"{generated}\",\"asset_count\":{n},\"assets\":[\n"
+                    );
+                    out.write_all(header.as_bytes())?;
                 }
-                serde_json::to_writer(&mut out, &detail).map_err(std::io::Error::from)
-            })?;
-            let done = result
-                .and_then(|()| out.write_all(b"\n]}\n"))
-                .and_then(|()| out.flush());
-            Ok(done.map(|()| (out, count)))
-        })
-        .await?;
+                ExportItem::Asset(detail) => {
+                    if !std::mem::take(&mut first) {
+                        out.write_all(b",\n")?;
+                    }
+                    serde_json::to_writer(&mut out, &*detail).map_err(std::io::Error::from)?;
+                }
+            }
+        }
+        out.write_all(b"\n]}\n")?;
+        out.flush()?;
+        Ok::<_, std::io::Error>((out, count))
+    });
+    let read = index.export(tx).await;
+    let written = writer
+        .await
+        .map_err(|e| AdminError::Index(IndexError::Task(e.to_string())))?;
+    read?;
     written.map_err(|source| AdminError::Write {
         target: label.to_string(),
         source,

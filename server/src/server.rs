@@ -105,7 +105,7 @@ pub async fn run_with_storage(
     };
     let server = builder.map_err(ServeError::Listen)?.run();
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(%addr, scheme, storage = %catalog.storage().describe(), index = %catalog.index().path().display(), "listening");
+    tracing::info!(%addr, scheme, storage = %catalog.storage().describe(), index = %catalog.index().describe(), "listening");
     let handle = server.handle();
     let ready = tokio::spawn(announce_ready(catalog.clone(), addr));
     let plain = tls.is_none();
@@ -140,7 +140,7 @@ async fn open_catalog(
         source,
     })?;
     notify::status("opening the index");
-    let index = Index::open(&config.index_path()).await?;
+    let index = Index::open(config).await?;
     tokio::task::spawn_blocking({
         let (storage, spool) = (storage.clone(), spool.clone());
         move || remove_crash_leftovers(&storage, &spool)

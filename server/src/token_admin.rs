@@ -2,22 +2,8 @@
 //! directly, safe while the server runs (SQLite WAL; the server reads token
 //! rows on every request, so a revocation applies at once).
 //!
-//! Run as root on a packaged install, these commands must neither leave files
-//! the service cannot open nor let the service's user trick root: the index
-//! lives in the service's `StateDirectory`, owned by its (dynamic) user, who
-//! could have replaced `index.sqlite3-wal` with a symlink to any file root
-//! may write or chown. SQLite opens every file of a database with
-//! `O_NOFOLLOW`, so it never writes through such a link; after the database
-//! is closed, [`restore_ownership`] gives each index file that is a regular
-//! file back to the directory's owner with `fchownat(AT_SYMLINK_NOFOLLOW)`
-//! relative to the directory it opened, so a link (or one swapped in
-//! meanwhile) is at most re-owned itself, never followed.
-//!
-//! (Switching to the service's user instead cannot work under systemd: a
-//! DynamicUser's state directory lives in root-only `/var/lib/private`,
-//! reachable by the service only through its own mount namespace.)
-
-use std::path::PathBuf;
+//! Run as root, a command leaves no index file the service cannot open
+//! (see `index::sqlite::files`).
 
 use bytesize::ByteSize;
 
@@ -34,13 +20,6 @@ pub enum TokenAdminError {
     BadName,
     #[error("no active token with id {0:?} (see `asset-catalog-server token list`)")]
     NoSuchToken(String),
-    #[error("cannot give {} back to uid {uid}: {source}", path.display())]
-    Chown {
-        path: PathBuf,
-        uid: u32,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("--client {0:?}: use 1-64 characters from A-Z a-z 0-9 . _ - (the watcher's client id)")]
     BadClient(String),
     #[error("--{0} must be greater than 0 (leave it out for no limit)")]
@@ -127,65 +106,10 @@ where
     F: FnOnce(Index) -> Fut,
     Fut: std::future::Future<Output = Result<T, TokenAdminError>> + 'a,
 {
-    let path = config.index_path();
-    // Even when opening fails, files it created are given back.
-    let out = match Index::open(&path).await {
-        Ok(index) => f(index).await,
-        Err(e) => Err(e.into()),
-    };
-    restore_ownership(&path)?;
+    let index = Index::open_tool(config).await?;
+    let out = f(index.clone()).await;
+    index.finish_tool()?;
     out
-}
-
-/// When run as root, hand every index file that is a regular file to the
-/// owner of its directory, following no symlink (see the module docs).
-fn restore_ownership(db: &std::path::Path) -> Result<(), TokenAdminError> {
-    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-    let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
-        return Ok(());
-    };
-    if !rustix::process::geteuid().is_root() {
-        return Ok(());
-    }
-    // The directory itself may be systemd's link in root-owned /var/lib
-    // (asset-catalog -> private/asset-catalog): following that one is safe.
-    let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-    let Ok(dirfd) = rustix::fs::open(dir, flags, Mode::empty()) else {
-        return Ok(());
-    };
-    let Ok(dir_stat) = rustix::fs::fstat(&dirfd) else {
-        return Ok(());
-    };
-    if dir_stat.st_uid == 0 {
-        return Ok(());
-    }
-    let (uid, gid) = (
-        rustix::fs::Uid::from_raw(dir_stat.st_uid),
-        rustix::fs::Gid::from_raw(dir_stat.st_gid),
-    );
-    for suffix in ["", "-wal", "-shm"] {
-        let mut file = name.to_os_string();
-        file.push(suffix);
-        let Ok(stat) = rustix::fs::statat(&dirfd, &file, AtFlags::SYMLINK_NOFOLLOW) else {
-            continue;
-        };
-        let regular = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
-        if regular && stat.st_uid != uid.as_raw() {
-            rustix::fs::chownat(
-                &dirfd,
-                &file,
-                Some(uid),
-                Some(gid),
-                AtFlags::SYMLINK_NOFOLLOW,
-            )
-            .map_err(|e| TokenAdminError::Chown {
-                path: dir.join(&file),
-                uid: uid.as_raw(),
-                source: e.into(),
-            })?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

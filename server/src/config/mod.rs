@@ -152,12 +152,48 @@ impl StorageConfig {
 }
 
 /// `[index]`
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IndexConfig {
     /// SQLite file; default `<state_dir>/index.sqlite3`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
+    /// `postgres://USER@HOST:PORT/DB`: a shared PostgreSQL index instead of
+    /// SQLite (a password in it is refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// File holding the PostgreSQL password; refused if group/others can read it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Credential name under `$CREDENTIALS_DIRECTORY`, used when no file is set.
+    pub password_credential: String,
+    /// `disable` or `verify-full` (TLS; certificate and host name checked).
+    pub sslmode: String,
+    /// CA certificates (PEM) for `verify-full`; default: the system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Connections each server keeps to PostgreSQL.
+    pub pool_size: usize,
+    /// Deadline for connecting to PostgreSQL (and for waiting for a pooled connection).
+    pub connect_timeout_secs: u64,
+}
+
+/// Name of the PostgreSQL password under `$CREDENTIALS_DIRECTORY`.
+pub const DEFAULT_INDEX_PASSWORD_CREDENTIAL: &str = "pg_password";
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            url: None,
+            password_file: None,
+            password_credential: DEFAULT_INDEX_PASSWORD_CREDENTIAL.into(),
+            sslmode: "disable".into(),
+            ca_file: None,
+            pool_size: 16,
+            connect_timeout_secs: 5,
+        }
+    }
 }
 
 /// `[log]`
@@ -280,6 +316,15 @@ impl Config {
     /// Reads secret files' metadata (not storage): safe for `check-config`.
     pub fn validate(&self) -> Vec<String> {
         validate::problems(self)
+    }
+
+    /// Read the PostgreSQL password from `[index] password_file` or the systemd credential.
+    pub fn index_password(&self) -> Result<Option<SecretString>, SecretError> {
+        secret::file_or_credential(
+            ("index.password_file", self.index.password_file.as_deref()),
+            ("index.password_credential", &self.index.password_credential),
+            &self.runtime,
+        )
     }
 
     /// Read the S3 secret key from `secret_access_key_file` or the systemd credential.

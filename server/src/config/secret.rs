@@ -57,19 +57,39 @@ pub(super) fn resolve(
     storage: &StorageConfig,
     runtime: &RuntimeEnv,
 ) -> Result<Option<SecretString>, SecretError> {
-    if let Some(path) = &storage.secret_access_key_file {
-        check_private("storage.secret_access_key_file", path)?;
-        return read_secret("storage.secret_access_key_file", path).map(Some);
+    file_or_credential(
+        (
+            "storage.secret_access_key_file",
+            storage.secret_access_key_file.as_deref(),
+        ),
+        (
+            "storage.secret_access_key_credential",
+            &storage.secret_access_key_credential,
+        ),
+        runtime,
+    )
+}
+
+/// A secret from the file named by config key `file.0` if set, else from
+/// the credential `credential.1` if present, else `None`.
+pub(super) fn file_or_credential(
+    file: (&'static str, Option<&Path>),
+    credential: (&'static str, &str),
+    runtime: &RuntimeEnv,
+) -> Result<Option<SecretString>, SecretError> {
+    if let (key, Some(path)) = file {
+        check_private(key, path)?;
+        return read_secret(key, path).map(Some);
     }
     let Some(dir) = &runtime.credentials_directory else {
         return Ok(None);
     };
-    let path = dir.join(&storage.secret_access_key_credential);
+    let path = dir.join(credential.1);
     if !path.exists() {
         return Ok(None);
     }
     // systemd creates credentials owned by the service with a private directory.
-    read_secret("storage.secret_access_key_credential", &path).map(Some)
+    read_secret(credential.0, &path).map(Some)
 }
 
 /// Refuse a secret file that group or others can read.

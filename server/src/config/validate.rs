@@ -111,13 +111,49 @@ fn validate_server(config: &Config, out: &mut Vec<String>) {
             "server.max_upload_bytes: must be greater than 0 (default 68719476736 = 64 GiB)".into(),
         );
     }
-    if let Some(path) = &config.index.path
+    validate_index(&config.index, out);
+}
+
+fn validate_index(index: &super::IndexConfig, out: &mut Vec<String>) {
+    if let Some(path) = &index.path
         && !path.is_absolute()
     {
         out.push(format!(
             "index.path: {:?} must be an absolute path",
             path.display()
         ));
+    }
+    if !matches!(index.sslmode.as_str(), "disable" | "verify-full") {
+        out.push(format!(
+            "index.sslmode: {:?} is not supported; use \"disable\" or \"verify-full\" (TLS with the server's certificate and host name checked)",
+            index.sslmode
+        ));
+    }
+    if !(1..=1000).contains(&index.pool_size) {
+        out.push("index.pool_size: use 1 to 1000 connections (default 16)".into());
+    }
+    if !(1..=300).contains(&index.connect_timeout_secs) {
+        out.push("index.connect_timeout_secs: use 1 to 300 (default 5)".into());
+    }
+    let Some(url) = &index.url else {
+        return;
+    };
+    if index.path.is_some() {
+        out.push("index.path and index.url are both set: path is SQLite's file, url a PostgreSQL server; keep one".into());
+    }
+    let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(parsed) if scheme_ok => {
+            if parsed.get_password().is_some() {
+                out.push("index.url: a password in the URL is refused (it would show in logs and `ps`); put it in index.password_file (mode 0600) or the systemd credential pg_password".into());
+            }
+            if parsed.get_dbname().is_none() || parsed.get_user().is_none() {
+                out.push(
+                    "index.url: name a user and a database: postgres://USER@HOST:PORT/DB".into(),
+                );
+            }
+        }
+        _ => out.push("index.url: not a PostgreSQL URL; use postgres://USER@HOST:PORT/DB".into()),
     }
 }
 

@@ -13,7 +13,7 @@ use super::quota::Reservation;
 use super::spool::{self, Spooled};
 use super::upload::{self, BodyError};
 use super::{Caller, Catalog, ServiceError, UploadMeta};
-use crate::index::{NewAsset, SightingRecord};
+use crate::index::{NewAsset, Purpose, SightingRecord};
 use crate::metrics::DedupVia;
 use crate::storage::{Description, ObjectAttrs, Sidecar, SidecarSighting, keys};
 
@@ -38,7 +38,7 @@ impl Catalog {
         // In flight before the lock and the first body byte: from here on a
         // check calls this hash present (see `inflight`).
         let _arriving = self.inner.inflight.begin(&sha);
-        let _guard = self.lock(&sha).await?;
+        let _guard = self.lock(&sha, Purpose::Upload).await?;
         if self.inner.index.get(&sha).await?.is_some() {
             upload::drain_verified(&sha, limit, body).await?;
             let asset = self.record(caller, &sha, &meta).await?;
@@ -223,7 +223,7 @@ impl Catalog {
         mut meta: UploadMeta,
     ) -> Result<Asset, ServiceError> {
         caller.bind_client(&mut meta)?;
-        let _guard = self.lock(sha).await?;
+        let _guard = self.lock(sha, Purpose::Other).await?;
         let asset = self.record(caller, sha, &meta).await?;
         self.inner.metrics.dedup_hit(DedupVia::Sighting, 1);
         tracing::info!(asset.sha256 = %sha, token.id = caller.log_id(), "sighting");
@@ -232,7 +232,7 @@ impl Catalog {
 
     /// `DELETE /v1/assets/{sha256}`: object, then index row, then sidecar.
     pub async fn delete(&self, caller: &Caller, sha: &Sha256Hex) -> Result<(), ServiceError> {
-        let _guard = self.lock(sha).await?;
+        let _guard = self.lock(sha, Purpose::Other).await?;
         let asset = self.asset(sha).await?;
         self.inner.storage.delete(&asset.key).await?;
         self.inner.index.delete(sha, caller.token_id()).await?;

@@ -21,7 +21,9 @@ use asset_catalog_proto::{
     Asset, AssetDetail, AssetPage, CheckResponse, MAX_CHECK_BATCH, Sha256Hex,
 };
 
-use crate::index::{Index, IndexError, ListFilter, SightingCursor, SightingPage};
+use crate::index::{
+    Claim, Index, IndexError, Lease, ListFilter, Purpose, SightingCursor, SightingPage,
+};
 use crate::metrics::{DedupVia, Metrics};
 use crate::storage::{ObjectBody, Storage, StorageError};
 
@@ -93,6 +95,20 @@ pub enum ServiceError {
         "another request on this content has held it for {secs} s (an upload of the same bytes still arriving); retry later"
     )]
     Busy { secs: u64 },
+}
+
+/// Held while working on one hash: this server's lock and, with a shared
+/// index, the hash's lease.
+#[derive(Debug)]
+struct Held {
+    _local: locks::HashGuard,
+    _lease: Option<Lease>,
+}
+
+fn busy_of(wait: std::time::Duration) -> ServiceError {
+    ServiceError::Busy {
+        secs: wait.as_secs(),
+    }
 }
 
 /// Limits that apply to every request.
@@ -190,17 +206,32 @@ impl Catalog {
         self.inner.storage.describe()
     }
 
-    /// Take the lock of `sha`, waiting at most `[server] same_hash_wait_secs`
-    /// for another request on it (an upload whose sender is slow).
-    async fn lock(&self, sha: &Sha256Hex) -> Result<locks::HashGuard, ServiceError> {
+    /// Take `sha` for `purpose`: this server's lock, then (with a shared
+    /// index) the lease every server honours; waiting at most `[server]
+    /// same_hash_wait_secs` in all for another request on it (an upload
+    /// whose sender is slow).
+    async fn lock(&self, sha: &Sha256Hex, purpose: Purpose) -> Result<Held, ServiceError> {
         let wait = self.inner.limits.same_hash_wait;
-        self.inner
+        let busy = busy_of(wait);
+        let started = tokio::time::Instant::now();
+        let local = self
+            .inner
             .locks
             .lock_within(sha, wait)
             .await
-            .ok_or(ServiceError::Busy {
-                secs: wait.as_secs(),
-            })
+            .ok_or_else(|| busy_of(wait))?;
+        let left = wait.saturating_sub(started.elapsed());
+        match self.inner.index.claim(sha, purpose, left).await? {
+            Claim::Busy => Err(busy),
+            Claim::Local => Ok(Held {
+                _local: local,
+                _lease: None,
+            }),
+            Claim::Held(lease) => Ok(Held {
+                _local: local,
+                _lease: Some(lease),
+            }),
+        }
     }
 
     /// `POST /v1/assets/check`: which of these hashes are missing — neither
@@ -224,8 +255,12 @@ impl Catalog {
         let asked = parsed.len();
         // Snapshot first: an upload that ends after it is indexed by the time
         // the index is read, so no hash falls between the two.
-        let arriving = self.inner.inflight.snapshot(&parsed);
+        let mut arriving = self.inner.inflight.snapshot(&parsed);
         let mut missing = self.inner.index.missing(parsed).await?;
+        if !missing.is_empty() && self.inner.index.is_shared() {
+            // Arriving through another server: under its upload lease.
+            arriving.extend(self.inner.index.arriving(&missing).await?);
+        }
         missing.retain(|h| !arriving.contains(h));
         let present = asked.saturating_sub(missing.len()) as u64;
         if present > 0 {

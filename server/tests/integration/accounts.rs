@@ -150,7 +150,7 @@ pub async fn every_write_names_its_token() {
         .expect("admin token")
         .id
         .to_owned();
-    let index = Index::open(&s.config().index_path()).await.expect("index");
+    let index = Index::open(s.config()).await.expect("index");
     let deletions = index
         .deletions(&sha.parse().expect("sha"))
         .await

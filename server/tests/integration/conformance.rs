@@ -371,7 +371,7 @@ pub async fn reindex_rebuilds_from_the_bucket(kind: Kind) {
         .await
         .expect("put orphan");
     let fresh = tempfile::tempdir().expect("tempdir");
-    let index = Index::open(&fresh.path().join("rebuilt.sqlite3"))
+    let index = Index::open_sqlite(&fresh.path().join("rebuilt.sqlite3"))
         .await
         .expect("open");
     let report = admin::reindex_with(&s.storage, &index)

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{Index, IndexError, Shared};
+use super::{Shared, SqliteIndex};
+use crate::index::IndexError;
 
 /// Called after the group's commit with its outcome; answers one caller.
 type Answer = Box<dyn FnOnce(Result<(), IndexError>) + Send>;
@@ -46,7 +47,7 @@ impl Queue {
     }
 }
 
-impl Index {
+impl SqliteIndex {
     /// Run `f` in a transaction shared with the other writers queued now,
     /// inside a savepoint of its own; returns after the commit.
     pub(crate) async fn write_grouped<T, F>(&self, f: F) -> Result<T, IndexError>
@@ -152,7 +153,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_writers_share_commits_and_a_failing_one_fails_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let index = Index::open(&dir.path().join("index.sqlite3"))
+        let index = SqliteIndex::open(&dir.path().join("index.sqlite3"))
             .await
             .expect("open");
         let mut tasks = Vec::new();

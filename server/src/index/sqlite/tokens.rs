@@ -6,54 +6,14 @@
 use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
-use super::{Index, IndexError, from_nanos, to_nanos};
+use super::SqliteIndex;
 use crate::auth::{NewToken, Presented, Scopes};
+use crate::index::IndexError;
+use crate::index::types::{
+    TokenGrant, TokenLimits, TokenRow, TokenVerdict, from_nanos, to_i64, to_nanos,
+};
 
-/// One token as `token list` shows it (never the secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    pub id: String,
-    pub name: String,
-    pub scopes: Scopes,
-    pub limits: TokenLimits,
-    /// Bytes of content this token stored first (duplicates cost nothing).
-    pub stored_bytes: u64,
-    pub created: OffsetDateTime,
-    pub last_used: Option<OffsetDateTime>,
-    pub revoked: Option<OffsetDateTime>,
-}
-
-/// What a token is bound to and limited by (`token create --client/--max-bytes/--rate`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TokenLimits {
-    /// Requests naming another client id are refused.
-    pub client: Option<String>,
-    /// Most bytes of new content the token may store.
-    pub max_bytes: Option<u64>,
-    /// Most uploads per minute.
-    pub rate_per_min: Option<u32>,
-}
-
-/// A valid token: who it is and what it may do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenGrant {
-    pub id: String,
-    pub scopes: Scopes,
-    pub limits: TokenLimits,
-}
-
-/// The outcome of checking a presented token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenVerdict {
-    /// Known, secret matches, not revoked.
-    Valid(TokenGrant),
-    /// Unknown id or wrong secret.
-    Unknown,
-    /// Matches a revoked token.
-    Revoked,
-}
-
-impl Index {
+impl SqliteIndex {
     /// Store a new token's hash; returns the token (its text is shown once).
     pub async fn create_token(
         &self,
@@ -187,10 +147,6 @@ impl Index {
     }
 }
 
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// `client, max_bytes, rate_per_min` starting at column `at`.
 fn limits_from(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TokenLimits> {
     Ok(TokenLimits {
@@ -212,7 +168,7 @@ mod tests {
     #[tokio::test]
     async fn create_verify_revoke() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let index = Index::open(&dir.path().join("i.sqlite3"))
+        let index = SqliteIndex::open(&dir.path().join("i.sqlite3"))
             .await
             .expect("open");
         let scopes = Scopes::new(vec![Scope::Upload]);

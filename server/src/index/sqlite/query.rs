@@ -8,7 +8,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params_from_iter};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{Index, IndexError, from_nanos, to_nanos};
+use super::SqliteIndex;
+use crate::index::IndexError;
+use crate::index::types::{
+    ListFilter, SightingCursor, SightingPage, asset_page, escape_like, from_nanos, sighting_page,
+    to_nanos,
+};
 
 /// Hashes per `IN (…)` query.
 const IN_CHUNK: usize = 500;
@@ -16,74 +21,7 @@ const IN_CHUNK: usize = 500;
 const ASSET_COLUMNS: &str = "a.sha256, a.key, a.size, a.content_type, a.name, a.first_seen, a.last_seen, \
      (SELECT count(*) FROM sightings s WHERE s.sha256 = a.sha256)";
 
-/// Position after the last item of a page. Opaque on the wire.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub first_seen: i64,
-    pub sha256: Sha256Hex,
-}
-
-impl Cursor {
-    /// Opaque text form: hex of `v1:<nanos>:<sha256>`.
-    pub fn encode(&self) -> String {
-        hex::encode(format!("v1:{}:{}", self.first_seen, self.sha256))
-    }
-
-    /// Parse what [`Cursor::encode`] produced; `None` for anything else.
-    pub fn decode(text: &str) -> Option<Self> {
-        let raw = String::from_utf8(hex::decode(text).ok()?).ok()?;
-        let rest = raw.strip_prefix("v1:")?;
-        let (nanos, sha) = rest.split_once(':')?;
-        Some(Self {
-            first_seen: nanos.parse().ok()?,
-            sha256: sha.parse().ok()?,
-        })
-    }
-}
-
-/// One page of an asset's sightings: most recent first, `limit` at most,
-/// after `after` (the `sightings_cursor` of the previous page).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SightingPage {
-    pub limit: usize,
-    pub after: Option<SightingCursor>,
-}
-
-/// Position after the last sighting of a page: `(seen_at, client, path)`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SightingCursor(i64, String, String);
-
-impl SightingCursor {
-    /// Opaque text form: hex of a JSON triple.
-    pub fn encode(&self) -> String {
-        hex::encode(serde_json::to_vec(self).unwrap_or_default())
-    }
-
-    /// Parse what [`SightingCursor::encode`] produced; `None` for anything else.
-    pub fn decode(text: &str) -> Option<Self> {
-        serde_json::from_slice(&hex::decode(text).ok()?).ok()
-    }
-}
-
-/// Filters of `GET /v1/assets`. All optional; combined with AND.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ListFilter {
-    /// Substring of the asset's or any sighting's file name (ASCII case-insensitive).
-    pub name: Option<String>,
-    /// Exact type (`text/plain` also matches `text/plain; charset=…`), or a prefix ending in `/`.
-    pub content_type: Option<String>,
-    /// Seen by this client.
-    pub client: Option<String>,
-    /// First seen at or after.
-    pub since: Option<OffsetDateTime>,
-    /// First seen before.
-    pub until: Option<OffsetDateTime>,
-    pub cursor: Option<Cursor>,
-    /// Page size (the service bounds it).
-    pub limit: usize,
-}
-
-impl Index {
+impl SqliteIndex {
     /// One asset.
     pub async fn get(&self, sha: &Sha256Hex) -> Result<Option<Asset>, IndexError> {
         let sha = sha.clone();
@@ -175,22 +113,10 @@ fn list_page(conn: &Connection, filter: &ListFilter) -> rusqlite::Result<AssetPa
         filter.limit + 1
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut items = stmt
+    let items = stmt
         .query_map(params_from_iter(params), asset_from_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next_cursor = if items.len() > filter.limit {
-        items.truncate(filter.limit);
-        items.last().map(|a| {
-            Cursor {
-                first_seen: to_nanos(a.first_seen),
-                sha256: a.sha256.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(AssetPage { items, next_cursor })
+    Ok(asset_page(items, filter.limit))
 }
 
 fn where_clauses(filter: &ListFilter) -> (Vec<&'static str>, Vec<Value>) {
@@ -236,17 +162,6 @@ fn where_clauses(filter: &ListFilter) -> (Vec<&'static str>, Vec<Value>) {
     (clauses, params)
 }
 
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 pub(super) fn get_asset(conn: &Connection, sha: &Sha256Hex) -> rusqlite::Result<Option<Asset>> {
     let sql = format!("SELECT {ASSET_COLUMNS} FROM assets a WHERE a.sha256 = ?");
     conn.prepare_cached(&sql)?
@@ -279,7 +194,7 @@ fn sightings_page(
          ORDER BY seen_at DESC, client, path LIMIT ?5",
     )?;
     let limit = i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX);
-    let mut rows = stmt
+    let rows = stmt
         .query_map(
             rusqlite::params![sha.as_str(), seen, client, path, limit],
             |r| {
@@ -295,12 +210,7 @@ fn sightings_page(
             },
         )?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next = (rows.len() > page.limit).then(|| {
-        rows.truncate(page.limit);
-        rows.last()
-            .map(|s| SightingCursor(to_nanos(s.seen_at), s.client.clone(), s.path.clone()))
-    });
-    Ok((rows, next.flatten()))
+    Ok(sighting_page(rows, page.limit))
 }
 
 fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<Asset> {
@@ -321,13 +231,13 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<Asset> {
 }
 
 /// Number of assets.
-pub(crate) fn count_assets(conn: &Connection) -> rusqlite::Result<u64> {
+pub(super) fn count_assets(conn: &Connection) -> rusqlite::Result<u64> {
     let n: i64 = conn.query_row("SELECT count(*) FROM assets", [], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or_default())
 }
 
 /// Call `f` with every asset and its sightings, oldest first.
-pub(crate) fn each_detail<E>(
+pub(super) fn each_detail<E>(
     conn: &Connection,
     mut f: impl FnMut(AssetDetail) -> Result<(), E>,
 ) -> rusqlite::Result<Result<(), E>> {
@@ -347,25 +257,4 @@ pub(crate) fn each_detail<E>(
         }
     }
     Ok(Ok(()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursor_round_trips_and_rejects_junk() {
-        let c = Cursor {
-            first_seen: 1_700_000_000_123_456_789,
-            sha256: Sha256Hex::from_digest([7; 32]),
-        };
-        assert_eq!(Cursor::decode(&c.encode()), Some(c));
-        assert_eq!(Cursor::decode("zz"), None);
-        assert_eq!(Cursor::decode(&hex::encode("v2:1:x")), None);
-    }
-
-    #[test]
-    fn like_patterns_are_escaped() {
-        assert_eq!(escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
-    }
 }

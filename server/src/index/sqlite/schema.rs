@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::IndexError;
+use crate::index::IndexError;
 
 /// Schema version this server writes.
 pub const SCHEMA_VERSION: i64 = 3;
@@ -124,7 +124,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
         .map_err(sqlite)?;
     if version > SCHEMA_VERSION {
         return Err(IndexError::TooNew {
-            path: path.to_path_buf(),
+            where_: path.display().to_string(),
             found: version,
             supported: SCHEMA_VERSION,
         });

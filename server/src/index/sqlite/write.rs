@@ -14,52 +14,12 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::SqliteIndex;
 use super::query::get_asset;
-use super::{Index, IndexError, to_nanos};
+use crate::index::IndexError;
+use crate::index::types::{Inserted, NewAsset, RebuildRecord, SightingRecord, to_i64, to_nanos};
 
-/// Core metadata of newly stored content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewAsset {
-    pub sha256: Sha256Hex,
-    pub key: String,
-    pub size: u64,
-    pub content_type: String,
-    pub name: String,
-    pub first_seen: OffsetDateTime,
-    /// Token id of the upload that stored it.
-    pub uploaded_by: Option<String>,
-}
-
-/// One place a client saw the content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SightingRecord {
-    pub client: String,
-    pub path: String,
-    pub name: String,
-    pub mtime: Option<OffsetDateTime>,
-    pub seen_at: OffsetDateTime,
-    /// Token id of the request that reported it.
-    pub token: Option<String>,
-}
-
-/// What [`Index::insert`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inserted {
-    pub asset: Asset,
-    /// This call stored the asset row (false: it was already there).
-    pub created: bool,
-    /// The sighting was recorded (false: the asset is at its sighting cap).
-    pub sighted: bool,
-}
-
-/// One asset for [`Index::rebuild`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RebuildRecord {
-    pub asset: NewAsset,
-    pub sighting: Option<SightingRecord>,
-}
-
-impl Index {
+impl SqliteIndex {
     /// Insert `asset` unless the hash is known, then record `sighting`.
     /// Returns the stored asset and whether this call created it.
     pub async fn insert(
@@ -170,11 +130,7 @@ impl Index {
     }
 }
 
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn insert_asset(tx: &Connection, a: &NewAsset) -> rusqlite::Result<usize> {
+pub(super) fn insert_asset(tx: &Connection, a: &NewAsset) -> rusqlite::Result<usize> {
     let seen = to_nanos(a.first_seen);
     tx.prepare_cached(
         "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen, uploaded_by) \
@@ -193,7 +149,7 @@ fn insert_asset(tx: &Connection, a: &NewAsset) -> rusqlite::Result<usize> {
 
 /// Refresh a known place, or add a new one unless the asset already has
 /// `cap` sightings; `false` when the cap kept it out.
-fn upsert_sighting(
+pub(super) fn upsert_sighting(
     tx: &Connection,
     sha: &Sha256Hex,
     s: &SightingRecord,

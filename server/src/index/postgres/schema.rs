@@ -1,0 +1,147 @@
+//! The PostgreSQL schema, versioned in `schema_migrations`. Every server
+//! migrates at start inside one transaction that first takes a
+//! transaction-scoped advisory lock: N servers starting at once queue on it,
+//! the first applies what is missing, the others find it applied. DDL is
+//! transactional in PostgreSQL, so a failed migration leaves nothing behind.
+//!
+//! Text that is compared or ordered (hashes, clients, paths) uses the "C"
+//! collation: byte order, as SQLite's, so cursors page identically on both
+//! backends and `(first_seen, sha256)` comparisons use the index.
+
+use deadpool_postgres::Object;
+
+use crate::index::IndexError;
+
+/// Schema version this server writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Any constant both sides agree on: "asset-catalog migrations".
+const MIGRATION_LOCK: i64 = 0x6173_7365_745f_6d69;
+
+/// Each version's DDL, applied in order.
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+
+const V1: &str = r#"
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE TABLE assets (
+    sha256       TEXT COLLATE "C" PRIMARY KEY,
+    key          TEXT NOT NULL,
+    size         BIGINT NOT NULL,
+    content_type TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    first_seen   BIGINT NOT NULL,   -- unix nanoseconds, UTC
+    last_seen    BIGINT NOT NULL,
+    uploaded_by  TEXT               -- token id, NULL = no auth
+);
+CREATE INDEX assets_by_first_seen ON assets (first_seen, sha256);
+CREATE INDEX assets_by_type ON assets (content_type text_pattern_ops);
+CREATE INDEX assets_by_name ON assets USING gin (name gin_trgm_ops);
+
+CREATE TABLE sightings (
+    sha256  TEXT COLLATE "C" NOT NULL REFERENCES assets (sha256) ON DELETE CASCADE,
+    client  TEXT COLLATE "C" NOT NULL,
+    path    TEXT COLLATE "C" NOT NULL,
+    name    TEXT NOT NULL,
+    mtime   TEXT,                   -- RFC 3339, as the client reported it
+    seen_at BIGINT NOT NULL,        -- unix nanoseconds, UTC
+    token   TEXT,
+    PRIMARY KEY (sha256, client, path)
+);
+CREATE INDEX sightings_by_client ON sightings (client, sha256);
+CREATE INDEX sightings_by_seen ON sightings (sha256, seen_at DESC, client, path);
+CREATE INDEX sightings_by_name ON sightings USING gin (name gin_trgm_ops);
+
+CREATE TABLE tokens (
+    id           TEXT COLLATE "C" PRIMARY KEY,
+    name         TEXT NOT NULL,
+    scopes       TEXT NOT NULL,     -- comma-separated: upload,read,admin
+    secret_hash  BYTEA NOT NULL,    -- SHA-256 of the secret
+    created      BIGINT NOT NULL,
+    last_used    BIGINT,
+    revoked      BIGINT,
+    client       TEXT,
+    max_bytes    BIGINT,
+    rate_per_min BIGINT,
+    stored_bytes BIGINT NOT NULL DEFAULT 0
+);
+
+CREATE TABLE deletions (
+    sha256     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    size       BIGINT NOT NULL,
+    token      TEXT,
+    deleted_at BIGINT NOT NULL
+);
+CREATE INDEX deletions_by_sha ON deletions (sha256);
+
+-- One row per hash some server is working on (see lease.rs).
+CREATE TABLE leases (
+    sha256     TEXT COLLATE "C" PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    purpose    TEXT NOT NULL,       -- upload | other
+    expires_at TIMESTAMPTZ NOT NULL
+);
+"#;
+
+/// Bring the schema to [`SCHEMA_VERSION`]; refuse a newer one.
+pub(super) async fn migrate(client: &mut Object) -> Result<(), MigrateError> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             applied_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+             applied_by TEXT NOT NULL DEFAULT current_user
+         )",
+    )
+    .await?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(MigrateError::TooNew(found));
+    }
+    for (version, ddl) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(ddl).await?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await?;
+        tracing::info!(version, "applied index schema migration");
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Why migrating failed.
+#[derive(Debug)]
+pub(super) enum MigrateError {
+    Pg(tokio_postgres::Error),
+    TooNew(i64),
+}
+
+impl From<tokio_postgres::Error> for MigrateError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Pg(e)
+    }
+}
+
+impl MigrateError {
+    pub(super) fn into_index_error(self, index: &super::PgIndex) -> IndexError {
+        match self {
+            Self::Pg(e) => index.fail(e),
+            Self::TooNew(found) => IndexError::TooNew {
+                where_: index.describe().to_owned(),
+                found,
+                supported: SCHEMA_VERSION,
+            },
+        }
+    }
+}
