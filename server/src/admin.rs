@@ -2,7 +2,8 @@
 //! (content objects plus their description: a `meta/<sha256>.json` sidecar
 //! or the object's own metadata attribute; content with neither is indexed
 //! from its key, size and modification time), and
-//! `export-index` writes every asset as one JSON document.
+//! `export-index` writes every asset as one JSON document. The bucket
+//! listing and the description of one hash's content are shared with `fsck`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -68,36 +69,32 @@ pub async fn reindex(config: &Config) -> Result<ReindexReport, AdminError> {
 
 /// Rebuild `index` from `storage` in one transaction.
 pub async fn reindex_with(storage: &Storage, index: &Index) -> Result<ReindexReport, AdminError> {
-    let mut report = ReindexReport::default();
-    let mut objects: BTreeMap<Sha256Hex, Vec<ObjectMeta>> = BTreeMap::new();
-    let mut sidecars = BTreeSet::new();
-    let mut listing = storage.list();
-    while let Some(meta) = listing.try_next().await? {
-        match keys::classify(meta.location.as_ref()) {
-            KeyKind::Data(sha) => objects.entry(sha).or_default().push(meta),
-            KeyKind::Sidecar(sha) => {
-                sidecars.insert(sha);
-            }
-            KeyKind::Foreign => report.foreign += 1,
-        }
-    }
+    let Listing {
+        objects,
+        sidecars,
+        foreign,
+    } = list_bucket(storage).await?;
+    let mut report = ReindexReport {
+        foreign,
+        ..ReindexReport::default()
+    };
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
     let sidecars = &sidecars;
     let producer = async {
         let mut records = futures_util::stream::iter(objects)
-            .map(|(sha, mut metas)| async move {
-                metas.sort_by_key(|m| m.last_modified);
-                let found = describe(storage, &sha, &metas, sidecars.contains(&sha)).await;
-                (sha, metas, found)
+            .map(|(sha, metas)| async move {
+                let has_sidecar = sidecars.contains(&sha);
+                let record = record_from_bucket(storage, &sha, &metas, has_sidecar).await;
+                (sha, record, metas)
             })
             .buffered(DESCRIPTION_FETCHES);
-        while let Some((sha, metas, found)) = records.next().await {
+        while let Some((sha, record, metas)) = records.next().await {
             if metas.len() > 1 {
                 report.duplicates += 1;
                 let found: Vec<String> = metas.iter().map(|m| m.location.to_string()).collect();
                 tracing::warn!(asset.sha256 = %sha, keys = ?found, "content stored under several keys; indexing one");
             }
-            let record = record_for(&sha, &metas, found?);
+            let record = record?;
             report.described += u64::from(record.sighting.is_some());
             if tx.send(Some(record)).await.is_err() {
                 return Err(AdminError::Interrupted);
@@ -109,6 +106,51 @@ pub async fn reindex_with(storage: &Storage, index: &Index) -> Result<ReindexRep
     produced?;
     report.assets = rebuilt?.ok_or(AdminError::Interrupted)?;
     Ok(report)
+}
+
+/// The bucket as `reindex` and `fsck` read it, held in memory (a few
+/// hundred bytes an object).
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    /// Content objects by hash, oldest first.
+    pub(crate) objects: BTreeMap<Sha256Hex, Vec<ObjectMeta>>,
+    /// Hashes with a sidecar.
+    pub(crate) sidecars: BTreeSet<Sha256Hex>,
+    /// Keys this server did not write.
+    pub(crate) foreign: u64,
+}
+
+/// List the whole bucket and sort it by [`keys::classify`].
+pub(crate) async fn list_bucket(storage: &Storage) -> Result<Listing, StorageError> {
+    let mut listing = Listing::default();
+    let mut stream = storage.list();
+    while let Some(meta) = stream.try_next().await? {
+        match keys::classify(meta.location.as_ref()) {
+            KeyKind::Data(sha) => listing.objects.entry(sha).or_default().push(meta),
+            KeyKind::Sidecar(sha) => {
+                listing.sidecars.insert(sha);
+            }
+            KeyKind::Foreign => listing.foreign += 1,
+        }
+    }
+    for metas in listing.objects.values_mut() {
+        metas.sort_by_key(|m| m.last_modified);
+    }
+    Ok(listing)
+}
+
+/// The index record of content `sha` stored as `metas` (oldest first):
+/// from its description (the sidecar when `has_sidecar`, else the first
+/// copy's attribute) when that names one of the copies, else from the first
+/// copy's key, size and modification time.
+pub(crate) async fn record_from_bucket(
+    storage: &Storage,
+    sha: &Sha256Hex,
+    metas: &[ObjectMeta],
+    has_sidecar: bool,
+) -> Result<RebuildRecord, StorageError> {
+    let found = describe(storage, sha, metas, has_sidecar).await?;
+    Ok(record_for(sha, metas, found))
 }
 
 /// A description and the object (key, size) it describes.

@@ -1,6 +1,6 @@
 //! Command line: `asset-catalog-server [--config FILE] [COMMAND]` with
 //! `serve` (the default), `check-config`, `reindex`, `export-index [FILE]`,
-//! and the hidden `generate-docs --out DIR` that writes the man page and
+//! `fsck [--repair]`, `token …`, and the hidden `generate-docs --out DIR` that writes the man page and
 //! shell completions at package build time.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,29 @@ Configuration is read from /etc/asset-catalog/server.toml (built-in defaults if 
 then overridden by environment variables ASSET_CATALOG__SECTION__KEY, e.g.
 ASSET_CATALOG__SERVER__LISTEN=0.0.0.0:8000 or ASSET_CATALOG__STORAGE__URL=s3://assets.
 The S3 secret comes from storage.secret_access_key_file or the systemd credential
-named by storage.secret_access_key_credential under $CREDENTIALS_DIRECTORY.";
+named by storage.secret_access_key_credential under $CREDENTIALS_DIRECTORY.
+`fsck` exits 0 when the index and the bucket agree (or --repair fixed every problem),
+1 when problems remain, 2 when it could not check (configuration, storage or index).";
+
+const FSCK_ABOUT: &str = "\
+Compare the index with the bucket and report, one line each: content objects without
+a row (unindexed), rows whose object is gone (missing-object), rows naming an object
+the bucket lacks while it holds another copy (wrong-key), further copies of one hash
+under other extensions (extra-copies), and rows whose size is not their object's
+(size-mismatch); then a summary line.
+
+With --repair: unindexed content is indexed from its sidecar or object metadata, as
+reindex does; a row without an object is removed (recorded as a deletion); a wrong
+key is pointed at the oldest existing copy; extra copies no row names are deleted.
+Size mismatches are only reported.
+
+Safe while servers serve: objects without a row that are younger than --grace-secs
+are skipped (an upload stores its object before its row), every hash is read again
+right before it is reported or repaired, and each repair holds the hash as uploads
+and deletes do (with a PostgreSQL index, across all servers).
+
+Exit status: 0 when everything agrees (or was repaired), 1 when problems remain,
+2 when it could not check.";
 
 /// Content-addressed asset catalog server.
 #[derive(Debug, Parser)]
@@ -45,6 +67,9 @@ pub enum Command {
         #[arg(default_value = "assets_index.json", value_name = "FILE")]
         file: PathBuf,
     },
+    /// Compare the index with the bucket; report (or --repair) what disagrees
+    #[command(long_about = FSCK_ABOUT)]
+    Fsck(FsckArgs),
     /// Create, list and revoke bearer tokens (works while the server runs)
     #[command(subcommand)]
     Token(TokenCommand),
@@ -93,6 +118,19 @@ pub struct ServeArgs {
     /// Listen on this address instead of the configured one
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
+}
+
+/// Options of `fsck`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FsckArgs {
+    /// Fix what can be fixed: index unindexed content, remove rows without an object,
+    /// point wrong keys at the existing copy, delete extra copies (size mismatches are
+    /// only reported)
+    #[arg(long)]
+    pub repair: bool,
+    /// Leave objects without a row alone while younger than this (seconds)
+    #[arg(long, value_name = "N", default_value_t = crate::fsck::DEFAULT_GRACE_SECS)]
+    pub grace_secs: u64,
 }
 
 impl Cli {

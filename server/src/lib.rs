@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod fsck;
 pub mod http;
 pub mod index;
 pub mod logging;

@@ -1,14 +1,16 @@
 //! `asset-catalog-server`: parse the command line, load the configuration,
 //! set up logging, run the command from the library, map the outcome to an
-//! exit code (0 success, 1 failure or configuration problems, 2 usage).
+//! exit code (0 success, 1 failure or configuration problems, 2 usage;
+//! `fsck`: 0 clean, 1 problems remain, 2 it could not check).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use asset_catalog_server::cli::{self, Cli, Command, ServeArgs, TokenCommand};
+use asset_catalog_server::cli::{self, Cli, Command, FsckArgs, ServeArgs, TokenCommand};
 use asset_catalog_server::config::{Config, ConfigSource, DEFAULT_CONFIG_PATH};
-use asset_catalog_server::{admin, logging, token_admin};
+use asset_catalog_server::fsck::{FsckOptions, FsckReport};
+use asset_catalog_server::{admin, fsck, logging, token_admin};
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -18,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig) => return check_config(&cli),
         Some(Command::Reindex) => reindex(&cli),
         Some(Command::ExportIndex { ref file }) => export_index(&cli, file),
+        Some(Command::Fsck(ref args)) => return fsck(&cli, args),
         Some(Command::Token(ref command)) => token(&cli, command),
         Some(Command::Serve(ref args)) => serve(&cli, args),
         None => serve(&cli, &ServeArgs::default()),
@@ -25,13 +28,18 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if tracing::dispatcher::has_been_set() {
-                tracing::error!("{e:#}");
-            } else {
-                eprintln!("asset-catalog-server: {e:#}");
-            }
+            report_error(&e);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log `e` once logging is set up, else print it to stderr.
+fn report_error(e: &anyhow::Error) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!("{e:#}");
+    } else {
+        eprintln!("asset-catalog-server: {e:#}");
     }
 }
 
@@ -139,6 +147,39 @@ fn export_index(cli: &Cli, file: &std::path::Path) -> Result<()> {
         println!("exported {count} assets to {}", file.display());
     }
     Ok(())
+}
+
+/// `fsck`: the report on stdout; 0 clean (or all repaired), 1 problems
+/// remain, 2 it could not check (configuration, storage, index).
+fn fsck(cli: &Cli, args: &FsckArgs) -> ExitCode {
+    match run_fsck(cli, args) {
+        Ok(report) => {
+            for finding in &report.findings {
+                println!("{finding}");
+            }
+            println!("{}", report.summary());
+            if report.clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_fsck(cli: &Cli, args: &FsckArgs) -> Result<FsckReport> {
+    let (config, _) = load(cli)?;
+    logging::init(&config.log.level)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let options = FsckOptions {
+        repair: args.repair,
+        grace: std::time::Duration::from_secs(args.grace_secs),
+    };
+    Ok(runtime.block_on(fsck::fsck(&config, options))?)
 }
 
 fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {

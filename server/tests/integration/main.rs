@@ -9,6 +9,7 @@ mod bad_input;
 mod binary;
 mod conformance;
 mod faults;
+mod fsck;
 mod garage;
 mod hardening;
 mod inflight;
@@ -49,6 +50,35 @@ macro_rules! suite {
             }
         )*
     };
+}
+
+mod fsck_runs {
+    use crate::fsck::{self, On};
+
+    #[actix_web::test]
+    async fn sqlite_reports_then_repairs_each_damage() {
+        fsck::reports_then_repairs_each_damage(On::Sqlite).await;
+    }
+
+    #[actix_web::test]
+    async fn postgres_reports_then_repairs_each_damage() {
+        fsck::reports_then_repairs_each_damage(On::Postgres).await;
+    }
+
+    #[actix_web::test]
+    async fn the_binary_reports_repairs_and_exits_by_outcome() {
+        fsck::the_binary_reports_repairs_and_exits_by_outcome().await;
+    }
+
+    #[actix_web::test]
+    async fn a_fresh_object_without_a_row_is_left_alone() {
+        fsck::a_fresh_object_without_a_row_is_left_alone().await;
+    }
+
+    #[actix_web::test]
+    async fn size_mismatches_are_reported_never_repaired() {
+        fsck::size_mismatches_are_reported_never_repaired().await;
+    }
 }
 
 mod security {
