@@ -5,6 +5,7 @@
 //! only, on free ports, and is stopped, its temporary directory removed, when
 //! dropped.
 
+pub mod fleet;
 pub mod garage;
 pub mod haproxy;
 pub mod http;

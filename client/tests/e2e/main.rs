@@ -9,6 +9,7 @@
 mod support;
 
 mod basics;
+mod cluster;
 mod faults;
 mod moves;
 mod names;

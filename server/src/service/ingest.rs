@@ -212,10 +212,12 @@ impl Catalog {
     }
 
     /// `POST /v1/assets/{sha256}/sightings`: known content seen at another
-    /// place. Waits (bounded) for an upload of the same content under way
-    /// (it holds the hash's lock): a client that `check` told "present"
-    /// because the bytes were arriving gets that upload's outcome, the
-    /// sighting recorded or 404 when the upload failed.
+    /// place. Indexed content is recorded at once (the index orders it
+    /// against a delete of the same row). Otherwise it waits (bounded) for an
+    /// upload of the same content under way on any server (it holds the
+    /// hash): a client that `check` told "present" because the bytes were
+    /// arriving gets that upload's outcome, the sighting recorded or 404
+    /// when the upload failed.
     pub async fn add_sighting(
         &self,
         caller: &Caller,
@@ -223,8 +225,13 @@ impl Catalog {
         mut meta: UploadMeta,
     ) -> Result<Asset, ServiceError> {
         caller.bind_client(&mut meta)?;
-        let _guard = self.lock(sha, Purpose::Other).await?;
-        let asset = self.record(caller, sha, &meta).await?;
+        let asset = match self.record(caller, sha, &meta).await {
+            Err(ServiceError::NotFound(_)) => {
+                let _guard = self.lock(sha, Purpose::Other).await?;
+                self.record(caller, sha, &meta).await?
+            }
+            other => other?,
+        };
         self.inner.metrics.dedup_hit(DedupVia::Sighting, 1);
         tracing::info!(asset.sha256 = %sha, token.id = caller.log_id(), "sighting");
         Ok(asset)

@@ -235,9 +235,7 @@ pub async fn revocation_applies_to_the_next_request() {
     .await;
     assert_eq!(status, 200);
     // A second handle, like the `token revoke` process, writes the revocation.
-    let other = Index::open(s.config())
-        .await
-        .expect("open index");
+    let other = Index::open(s.config()).await.expect("open index");
     let id = Presented::parse(&t).expect("parse").id.to_owned();
     assert!(other.revoke_token(&id).await.expect("revoke"));
     let (status, json) = json_of(

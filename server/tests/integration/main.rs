@@ -9,13 +9,16 @@ mod bad_input;
 mod binary;
 mod conformance;
 mod faults;
+mod fleet;
 mod fsck;
 mod garage;
 mod hardening;
+mod index_suite;
 mod inflight;
 mod large;
 mod outage;
 mod protocol;
+mod scale;
 mod support;
 mod tls;
 mod token_cli;
@@ -51,6 +54,43 @@ macro_rules! suite {
         )*
     };
 }
+
+/// The index conformance suite on one backend.
+macro_rules! index_suite {
+    ($module:ident, $kind:expr) => {
+        mod $module {
+            use crate::index_suite::{self, Kind};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn assets_and_sightings() {
+                index_suite::assets_and_sightings($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn listing() {
+                index_suite::listing($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn tokens() {
+                index_suite::tokens($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn tools() {
+                index_suite::tools($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn coordination() {
+                index_suite::coordination($kind).await;
+            }
+        }
+    };
+}
+
+index_suite!(index_sqlite, Kind::Sqlite);
+index_suite!(index_postgres, Kind::Postgres);
 
 mod fsck_runs {
     use crate::fsck::{self, On};

@@ -28,6 +28,12 @@ impl Home {
     /// A fresh home whose watcher talks to `server` with its upload token
     /// (in a chmod-600 token file); `env` adds `ASSET_WATCHER__*` overrides.
     pub fn new(server: &Server, env: &[(&str, &str)]) -> Self {
+        Self::for_url(&server.url(), &server.upload_token, env)
+    }
+
+    /// A fresh home whose watcher talks to the server (or load balancer) at
+    /// `url` with `token`.
+    pub fn for_url(url: &str, token: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("home");
         let root = dir.path().to_path_buf();
         let watched = root.join("w");
@@ -69,16 +75,16 @@ impl Home {
             outside,
             env: vars,
         };
+        let token_text = token;
         let token = root.join(".config/asset-watcher/token");
         std::fs::create_dir_all(token.parent().expect("config dir")).expect("config dir");
-        std::fs::write(&token, format!("{}\n", server.upload_token)).expect("token file");
+        std::fs::write(&token, format!("{token_text}\n")).expect("token file");
         std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let url = server.url();
         let token_arg = "~/.config/asset-watcher/token";
         let args = [
             "init",
             "--server",
-            &url,
+            url,
             "--watch",
             "~/w",
             "--token-file",

@@ -181,7 +181,9 @@ pub(super) async fn get_asset<C: deadpool_postgres::GenericClient>(
     sha: &Sha256Hex,
 ) -> Result<Option<Asset>, PgFail> {
     let sql = format!("SELECT {ASSET_COLUMNS} FROM assets a WHERE a.sha256 = $1");
-    let row = client.query_opt(&sql, &[&sha.as_str()]).await?;
+    let row = client
+        .query_opt(&client.prepare_cached(&sql).await?, &[&sha.as_str()])
+        .await?;
     row.as_ref().map(asset_from_row).transpose()
 }
 
@@ -198,9 +200,13 @@ pub(super) async fn sightings_page<C: deadpool_postgres::GenericClient>(
     let limit = i64::try_from(page.limit.saturating_add(1)).unwrap_or(i64::MAX);
     let rows = client
         .query(
-            "SELECT client, path, name, mtime, seen_at, token FROM sightings \
+            &client
+                .prepare_cached(
+                    "SELECT client, path, name, mtime, seen_at, token FROM sightings \
              WHERE sha256 = $1 AND (seen_at < $2 OR (seen_at = $2 AND (client, path) > ($3, $4))) \
              ORDER BY seen_at DESC, client, path LIMIT $5",
+                )
+                .await?,
             &[&sha.as_str(), &seen, &c, &p, &limit],
         )
         .await?;

@@ -29,7 +29,10 @@ impl PgIndex {
             let created = insert_asset(&tx, &asset).await?;
             if created && let Some(token) = &asset.uploaded_by {
                 tx.execute(
-                    "UPDATE tokens SET stored_bytes = stored_bytes + $2 WHERE id = $1",
+                    &tx.prepare_cached(
+                        "UPDATE tokens SET stored_bytes = stored_bytes + $2 WHERE id = $1",
+                    )
+                    .await?,
                     &[token, &to_i64(asset.size)],
                 )
                 .await?;
@@ -61,7 +64,8 @@ impl PgIndex {
             // Locks the row: a delete of the same hash waits for this commit.
             let known = tx
                 .query_opt(
-                    "SELECT 1 FROM assets WHERE sha256 = $1 FOR SHARE",
+                    &tx.prepare_cached("SELECT 1 FROM assets WHERE sha256 = $1 FOR SHARE")
+                        .await?,
                     &[&sha.as_str()],
                 )
                 .await?;
@@ -85,7 +89,10 @@ impl PgIndex {
             let tx = client.transaction().await?;
             let gone = tx
                 .query_opt(
-                    "DELETE FROM assets WHERE sha256 = $1 RETURNING key, size, uploaded_by",
+                    &tx.prepare_cached(
+                        "DELETE FROM assets WHERE sha256 = $1 RETURNING key, size, uploaded_by",
+                    )
+                    .await?,
                     &[&sha.as_str()],
                 )
                 .await?;
@@ -95,13 +102,13 @@ impl PgIndex {
             let (key, size, uploader): (String, i64, Option<String>) =
                 (row.get(0), row.get(1), row.get(2));
             tx.execute(
-                "INSERT INTO deletions (sha256, key, size, token, deleted_at) VALUES ($1, $2, $3, $4, $5)",
+                &tx.prepare_cached("INSERT INTO deletions (sha256, key, size, token, deleted_at) VALUES ($1, $2, $3, $4, $5)").await?,
                 &[&sha.as_str(), &key, &size, &token, &now],
             )
             .await?;
             if let Some(uploader) = uploader {
                 tx.execute(
-                    "UPDATE tokens SET stored_bytes = greatest(0, stored_bytes - $2) WHERE id = $1",
+                    &tx.prepare_cached("UPDATE tokens SET stored_bytes = greatest(0, stored_bytes - $2) WHERE id = $1").await?,
                     &[&uploader, &size],
                 )
                 .await?;
@@ -151,8 +158,8 @@ pub(super) async fn insert_asset<C: GenericClient>(
     let seen = to_nanos(a.first_seen);
     let n = client
         .execute(
-            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen, uploaded_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (sha256) DO NOTHING",
+            &client.prepare_cached("INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen, uploaded_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (sha256) DO NOTHING").await?,
             &[
                 &a.sha256.as_str(),
                 &a.key,
@@ -188,8 +195,12 @@ pub(super) async fn upsert_sighting<C: GenericClient>(
     ];
     let refreshed = client
         .execute(
-            "UPDATE sightings SET name = $4, mtime = $5, seen_at = $6, token = $7 \
+            &client
+                .prepare_cached(
+                    "UPDATE sightings SET name = $4, mtime = $5, seen_at = $6, token = $7 \
              WHERE sha256 = $1 AND client = $2 AND path = $3",
+                )
+                .await?,
             &params,
         )
         .await?;
@@ -197,7 +208,7 @@ pub(super) async fn upsert_sighting<C: GenericClient>(
         // Counting stops at the cap: the cost is bounded whatever the table holds.
         let held: i64 = client
             .query_one(
-                "SELECT count(*) FROM (SELECT 1 FROM sightings WHERE sha256 = $1 LIMIT $2) c",
+                &client.prepare_cached("SELECT count(*) FROM (SELECT 1 FROM sightings WHERE sha256 = $1 LIMIT $2) c").await?,
                 &[&sha.as_str(), &to_i64(cap)],
             )
             .await?
@@ -208,17 +219,25 @@ pub(super) async fn upsert_sighting<C: GenericClient>(
         // A concurrent insert of the same place (another server) refreshes instead.
         client
             .execute(
-                "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
+                &client
+                    .prepare_cached(
+                        "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (sha256, client, path) DO UPDATE SET name = EXCLUDED.name, \
                  mtime = EXCLUDED.mtime, seen_at = EXCLUDED.seen_at, token = EXCLUDED.token",
+                    )
+                    .await?,
                 &params,
             )
             .await?;
     }
     client
         .execute(
-            "UPDATE assets SET last_seen = greatest(last_seen, $2) WHERE sha256 = $1",
+            &client
+                .prepare_cached(
+                    "UPDATE assets SET last_seen = greatest(last_seen, $2) WHERE sha256 = $1",
+                )
+                .await?,
             &[&sha.as_str(), &seen],
         )
         .await?;
