@@ -90,7 +90,8 @@ step_install() {
       /usr/share/man/man5/asset-catalog-server.toml.5.gz /usr/share/man/man5/asset-watcher.toml.5.gz \
       /usr/share/bash-completion/completions/asset-catalog-server /usr/share/zsh/vendor-completions/_asset-watcher \
       /usr/share/fish/vendor_completions.d/asset-watcher.fish /usr/lib/tmpfiles.d/asset-catalog-server.conf \
-      /usr/share/doc/asset-catalog/copyright /usr/share/doc/asset-catalog/changelog.Debian.gz; do
+      /usr/share/doc/asset-catalog/copyright /usr/share/doc/asset-catalog/changelog.Debian.gz \
+      /usr/share/doc/asset-catalog/examples/haproxy.cfg; do
       test -s "$f" || { echo "missing: $f"; exit 1; }
     done
     test "$(stat -c %a /etc/asset-catalog/credentials)" = 700

@@ -1,6 +1,7 @@
-//! `token create|list|revoke`: bearer-token management on the index database
-//! directly, safe while the server runs (SQLite WAL; the server reads token
-//! rows on every request, so a revocation applies at once).
+//! `token create|list|revoke`: bearer-token management on the index
+//! directly, safe while servers run: every server reads a token's row on
+//! every request, so a revocation applies at once, on every server sharing
+//! a PostgreSQL index.
 //!
 //! Run as root, a command leaves no index file the service cannot open
 //! (see `index::sqlite::files`).

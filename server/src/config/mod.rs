@@ -357,7 +357,11 @@ impl Config {
             if self.tls_enabled() { "https" } else { "http" },
             if self.auth.enabled { "on" } else { "OFF" },
             self.storage_url(),
-            display(&self.index_path()),
+            // Validation refuses a password in the URL: it is safe to show.
+            self.index
+                .url
+                .clone()
+                .unwrap_or_else(|| display(&self.index_path())),
             self.server.max_upload_bytes
         )
     }

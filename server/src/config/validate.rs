@@ -329,4 +329,44 @@ mod tests {
             assert!(!config.validate().is_empty(), "{url}");
         }
     }
+
+    #[test]
+    fn index_urls_are_explained() {
+        let problems = |url: &str, tweak: fn(&mut super::super::IndexConfig)| {
+            let mut config = Config::default();
+            config.index.url = Some(url.into());
+            tweak(&mut config.index);
+            config.validate()
+        };
+        let fine = problems("postgres://catalog@db.example.org:5432/assets", |_| {});
+        assert!(fine.is_empty(), "{fine:?}");
+        let inline = problems("postgres://catalog:hunter2@db/assets", |_| {});
+        assert!(
+            inline
+                .iter()
+                .any(|p| p.contains("password in the URL is refused")),
+            "{inline:?}"
+        );
+        assert!(!inline.iter().any(|p| p.contains("hunter2")), "{inline:?}");
+        let no_db = problems("postgres://db.example.org", |_| {});
+        assert!(
+            no_db.iter().any(|p| p.contains("user and a database")),
+            "{no_db:?}"
+        );
+        assert!(!problems("mysql://u@h/d", |_| {}).is_empty());
+        let both = problems("postgres://u@h/d", |i| {
+            i.path = Some("/x/index.sqlite3".into())
+        });
+        assert!(both.iter().any(|p| p.contains("keep one")), "{both:?}");
+        let sslmode = problems("postgres://u@h/d", |i| i.sslmode = "prefer".into());
+        assert!(
+            sslmode.iter().any(|p| p.starts_with("index.sslmode")),
+            "{sslmode:?}"
+        );
+        let pool = problems("postgres://u@h/d", |i| i.pool_size = 0);
+        assert!(
+            pool.iter().any(|p| p.starts_with("index.pool_size")),
+            "{pool:?}"
+        );
+    }
 }

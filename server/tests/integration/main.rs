@@ -17,6 +17,7 @@ mod index_suite;
 mod inflight;
 mod large;
 mod outage;
+mod pg_config;
 mod protocol;
 mod scale;
 mod support;
