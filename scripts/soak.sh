@@ -2,14 +2,17 @@
 # The long variants of the fault suite (issue 7): what CI runs in short form,
 # at soak sizes. Run it before a release, on an otherwise idle machine.
 #
-#   scripts/soak.sh               # everything (~25 min on 2 idle cores)
+#   scripts/soak.sh               # everything (~30 min on 2 idle cores)
 #   scripts/soak.sh --minutes 30  # fuzz the HTTP API for 30 minutes instead of 10
 #
 # ASSET_CATALOG_SOAK=1 switches the fault tests to their soak sizes:
 #   watcher (client/tests/e2e/faults): kill -9 rounds over more files, a
 #     several-minute server outage, an inotify overflow of 100,000 creates;
 #     and 5,000 directories swapped for symlinks out of the tree (outside.rs);
-#   server (server/tests/integration: faults, outage, storage_down): S3 down 5 minutes.
+#   server (server/tests/integration: faults, outage, storage_down): S3 down 5 minutes;
+#   N servers on one PostgreSQL (scale): 100 rounds of same-content and
+#     delete-versus-upload races;
+#   the 3-server cluster under faults (client e2e cluster.rs): 5x the files.
 # Then scripts/fuzz-api.sh fuzzes every route for --minutes (default 10).
 # Every step runs even when an earlier one fails; the failures are listed at
 # the end and the exit status is 1 if there was any.
@@ -59,6 +62,10 @@ run "watcher: directories swapped for symlinks, 5,000 rounds" \
   cargo test --locked -p asset-watcher --test e2e outside -- --nocapture
 run "server faults and storage outage at soak size" \
   cargo test --locked -p asset-catalog-server --test integration -- faults outage storage_down --nocapture
+run "three servers on one PostgreSQL: 100 rounds of same-content and delete races" \
+  cargo test --locked -p asset-catalog-server --test integration -- scale --nocapture
+run "cluster (3 servers, Garage x3, HAProxy, 2 watchers) under faults, 5x the files" \
+  cargo test --locked -p asset-watcher --test e2e cluster -- --nocapture
 run "API fuzzing for $minutes minutes" \
   scripts/fuzz-api.sh --minutes "$minutes"
 

@@ -20,9 +20,18 @@ use testkit::haproxy::Haproxy;
 
 use crate::support::{Home, content, http, sha, write};
 
-/// Files per batch and watcher: unique ones, plus shared ones both write.
+/// Files per batch and watcher: unique ones, plus shared ones both write;
+/// five times as many at soak size (`ASSET_CATALOG_SOAK=1`).
 const UNIQUE: usize = 40;
 const SHARED: usize = 15;
+
+fn size() -> usize {
+    if std::env::var_os("ASSET_CATALOG_SOAK").is_some_and(|v| v == "1") {
+        5
+    } else {
+        1
+    }
+}
 
 /// One file a watcher should report: its client, relative path, content hash.
 #[derive(Debug, Clone)]
@@ -64,14 +73,14 @@ fn write_batch(homes: &[(&'static str, &Home)], b: usize) -> Vec<Placed> {
                 sha: sha(&data),
             });
         };
-        for n in 0..UNIQUE {
+        for n in 0..UNIQUE * size() {
             let len = 1024 + (n * 7919 + b * 131) % (192 * 1024);
             put(
                 format!("b{b}/own{n}.bin"),
                 content(&format!("{client}-{b}-{n}"), len),
             );
         }
-        for n in 0..SHARED {
+        for n in 0..SHARED * size() {
             let len = 2048 + (n * 4099) % (64 * 1024);
             let dir = if h == 0 { "shared" } else { "copies/of" };
             put(

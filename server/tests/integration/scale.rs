@@ -11,9 +11,17 @@ use futures_util::future::join_all;
 use crate::fleet::{self, Fleet};
 use crate::support::{assert_error, json_of, sha256_hex};
 
-/// K rounds of N hashes for the race tests.
-const ROUNDS: usize = 6;
+/// N hashes per round of the race tests.
 const HASHES: usize = 8;
+
+/// K rounds of the race tests: 6, or 100 at soak size (`ASSET_CATALOG_SOAK=1`).
+fn rounds() -> usize {
+    if std::env::var_os("ASSET_CATALOG_SOAK").is_some_and(|v| v == "1") {
+        100
+    } else {
+        6
+    }
+}
 
 fn client(token: &str) -> awc::Client {
     awc::Client::builder()
@@ -89,7 +97,7 @@ async fn the_same_content_through_every_server_at_once_is_one_object_under_one_k
     let fleet = fleet::start(3);
     let names = ["photo.jpg", "photo.jpeg", "photo.JPG"];
     let hosts = ["host0", "host1", "host2"];
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         let mut puts = Vec::new();
         for n in 0..HASHES {
             for (i, name) in names.iter().enumerate() {
@@ -127,11 +135,11 @@ async fn the_same_content_through_every_server_at_once_is_one_object_under_one_k
     let objects = fleet.data_objects();
     assert_eq!(
         objects.len(),
-        ROUNDS * HASHES,
+        rounds() * HASHES,
         "one object per content: {objects:?}"
     );
     let rows = fleet.pg.psql("catalog", "SELECT count(*) FROM assets");
-    assert_eq!(rows.trim(), (ROUNDS * HASHES).to_string());
+    assert_eq!(rows.trim(), (rounds() * HASHES).to_string());
     let out = fleet.run(&["fsck"]);
     assert!(
         out.status.success(),
@@ -143,7 +151,7 @@ async fn the_same_content_through_every_server_at_once_is_one_object_under_one_k
 #[actix_web::test]
 async fn a_delete_racing_an_upload_on_another_server_leaves_row_and_object_together() {
     let fleet = fleet::start(3);
-    for round in 0..ROUNDS {
+    for round in 0..rounds() {
         // Stored first through server 0, then deleted through server 1 while
         // server 2 receives the same content again.
         let mut first = Vec::new();
