@@ -23,7 +23,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use asset_catalog_proto::{Asset, AssetDetail, AssetPage, Sha256Hex};
-use rusqlite::ErrorCode;
 use time::OffsetDateTime;
 
 use crate::Config;
@@ -97,20 +96,6 @@ pub enum IndexError {
     },
     #[error("index worker failed: {0}")]
     Task(String),
-}
-
-impl IndexError {
-    /// Classify a SQLite error raised while using the index at `path`.
-    pub(crate) fn from_sqlite(path: &Path, source: rusqlite::Error) -> Self {
-        match source.sqlite_error_code() {
-            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Self::Corrupt {
-                path: path.to_path_buf(),
-                source,
-            },
-            Some(ErrorCode::DiskFull) => Self::Full(source),
-            _ => Self::Sqlite(source),
-        }
-    }
 }
 
 /// What [`Index::claim`] got for one hash.

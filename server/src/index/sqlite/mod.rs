@@ -19,7 +19,7 @@ mod write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
 
 pub use schema::SCHEMA_VERSION;
 
@@ -135,6 +135,20 @@ impl Shared {
         let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
         if readers.len() < MAX_IDLE_READERS {
             readers.push(conn);
+        }
+    }
+}
+
+impl IndexError {
+    /// Classify a SQLite error raised while using the index at `path`.
+    pub(crate) fn from_sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        match source.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Self::Corrupt {
+                path: path.to_path_buf(),
+                source,
+            },
+            Some(ErrorCode::DiskFull) => Self::Full(source),
+            _ => Self::Sqlite(source),
         }
     }
 }
