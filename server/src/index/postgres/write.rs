@@ -37,7 +37,13 @@ impl PgIndex {
                 )
                 .await?;
             }
-            let sighted = upsert_sighting(&tx, &asset.sha256, &sighting, cap).await?;
+            // A row just created has no sightings: nothing to refresh or count.
+            let sighted = if created {
+                insert_sighting(&tx, &asset.sha256, &sighting).await?;
+                true
+            } else {
+                upsert_sighting(&tx, &asset.sha256, &sighting, cap).await?
+            };
             let stored = get_asset(&tx, &asset.sha256).await?.ok_or_else(|| {
                 PgFail::Bad("the asset row vanished inside its transaction".into())
             })?;
@@ -182,64 +188,70 @@ pub(super) async fn upsert_sighting<C: GenericClient>(
     s: &SightingRecord,
     cap: u64,
 ) -> Result<bool, PgFail> {
-    let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
-    let seen = to_nanos(s.seen_at);
-    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-        &sha.as_str(),
-        &s.client,
-        &s.path,
-        &s.name,
-        &mtime,
-        &seen,
-        &s.token,
-    ];
-    let refreshed = client
-        .execute(
-            &client
-                .prepare_cached(
-                    "UPDATE sightings SET name = $4, mtime = $5, seen_at = $6, token = $7 \
-             WHERE sha256 = $1 AND client = $2 AND path = $3",
-                )
-                .await?,
-            &params,
-        )
-        .await?;
-    if refreshed == 0 {
+    const REFRESH: &str = "UPDATE sightings SET name = $4, mtime = $5, seen_at = $6, token = $7 \
+                           WHERE sha256 = $1 AND client = $2 AND path = $3";
+    if run_sighting(client, REFRESH, sha, s).await? == 0 {
         // Counting stops at the cap: the cost is bounded whatever the table holds.
-        let held: i64 = client
-            .query_one(
-                &client.prepare_cached("SELECT count(*) FROM (SELECT 1 FROM sightings WHERE sha256 = $1 LIMIT $2) c").await?,
-                &[&sha.as_str(), &to_i64(cap)],
+        let count = client
+            .prepare_cached(
+                "SELECT count(*) FROM (SELECT 1 FROM sightings WHERE sha256 = $1 LIMIT $2) c",
             )
+            .await?;
+        let held: i64 = client
+            .query_one(&count, &[&sha.as_str(), &to_i64(cap)])
             .await?
             .get(0);
         if u64::try_from(held).unwrap_or_default() >= cap {
             return Ok(false);
         }
-        // A concurrent insert of the same place (another server) refreshes instead.
-        client
-            .execute(
-                &client
-                    .prepare_cached(
-                        "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (sha256, client, path) DO UPDATE SET name = EXCLUDED.name, \
-                 mtime = EXCLUDED.mtime, seen_at = EXCLUDED.seen_at, token = EXCLUDED.token",
-                    )
-                    .await?,
-                &params,
-            )
-            .await?;
+        insert_sighting(client, sha, s).await?;
     }
+    let touch = client
+        .prepare_cached("UPDATE assets SET last_seen = greatest(last_seen, $2) WHERE sha256 = $1")
+        .await?;
     client
-        .execute(
-            &client
-                .prepare_cached(
-                    "UPDATE assets SET last_seen = greatest(last_seen, $2) WHERE sha256 = $1",
-                )
-                .await?,
-            &[&sha.as_str(), &seen],
-        )
+        .execute(&touch, &[&sha.as_str(), &to_nanos(s.seen_at)])
         .await?;
     Ok(true)
+}
+
+/// Add a place (a concurrent insert of the same place, through another
+/// server, refreshes it instead).
+async fn insert_sighting<C: GenericClient>(
+    client: &C,
+    sha: &Sha256Hex,
+    s: &SightingRecord,
+) -> Result<u64, PgFail> {
+    const INSERT: &str = "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at, token) \
+                          VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                          ON CONFLICT (sha256, client, path) DO UPDATE SET name = EXCLUDED.name, \
+                          mtime = EXCLUDED.mtime, seen_at = EXCLUDED.seen_at, token = EXCLUDED.token";
+    run_sighting(client, INSERT, sha, s).await
+}
+
+/// Run `sql` with a sighting's columns as $1–$7: sha256, client, path,
+/// name, mtime, seen_at, token. Returns the rows changed.
+async fn run_sighting<C: GenericClient>(
+    client: &C,
+    sql: &str,
+    sha: &Sha256Hex,
+    s: &SightingRecord,
+) -> Result<u64, PgFail> {
+    let mtime = s.mtime.and_then(|m| m.format(&Rfc3339).ok());
+    let seen = to_nanos(s.seen_at);
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client
+        .execute(
+            &statement,
+            &[
+                &sha.as_str(),
+                &s.client,
+                &s.path,
+                &s.name,
+                &mtime,
+                &seen,
+                &s.token,
+            ],
+        )
+        .await?)
 }
