@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Benchmarks of issue #6, in one command, on this machine: builds release
-# binaries, installs the peers (Debian's rclone, awscli, wrk) and Garage when
-# missing, starts Garage (TCP_NODELAY shim) and asset-catalog-server on
-# 127.0.0.1, generates its own data, runs B1-B6 for us and for the peers
-# (median of 3 runs each) and writes BENCHMARKS.md.
+# binaries, installs the peers (Debian's rclone, awscli, wrk), PostgreSQL 15
+# and Garage when missing, starts Garage (TCP_NODELAY shim) and
+# asset-catalog-server on 127.0.0.1, generates its own data, runs B1-B6 for us
+# and for the peers (median of 3 runs each) and B8 (the index at 1,000,000
+# assets, SQLite vs PostgreSQL, bench/index-bench) and writes BENCHMARKS.md.
 #
-#   bench/run.sh                    # full run (~15 min on 2 idle cores), writes BENCHMARKS.md
+#   bench/run.sh                    # full run (~25 min on 2 idle cores), writes BENCHMARKS.md
 #   bench/run.sh --quick            # smoke run: small sizes, 1 run (~2 min),
 #                                   #   writes target/bench/BENCHMARKS.quick.md
 #   bench/run.sh --runs 5 --only B1,B4
+#   bench/run.sh --only B8 --merge  # B8 alone (~10 min), its section and summary rows
+#                                   #   written into the existing BENCHMARKS.md
+#   bench/run.sh --only B8 --assets 20000 --output target/bench/B8.md
+#                                   # a quick B8 (20,000 assets, ~1 min)
 #   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
 #   bench/run.sh --no-build         # use the binaries already in target/
 #   bench/run.sh --perf --only B1   # profile our daemons (perf record) -> target/bench/perf/
@@ -24,14 +29,17 @@ repo=$(pwd)
 
 profile=release
 build=1
+only=B1,B2,B3,B4,B5,B6,B8  # the harness's default: every scenario
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --only) only="${2:?--only needs scenarios, e.g. B1,B4}"; pass+=("$1" "$2"); shift 2 ;;
+    --only=*) only="${1#--only=}"; pass+=("$1"); shift ;;
     --profile) profile="${2:?--profile needs release or debug}"; shift 2 ;;
     --profile=*) profile="${1#--profile=}"; shift ;;
     --no-build) build=0; shift ;;
     -h|--help)
-      sed -n '2,20p' "$0"
+      sed -n '2,25p' "$0"
       echo
       exec python3 -B bench/harness --help ;;
     *) pass+=("$1"); shift ;;
@@ -49,24 +57,37 @@ step "tools"
 for t in python3 gcc cargo git find sha256sum xargs; do
   command -v "$t" >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
 done
+# What the chosen scenarios need: B1-B6 the peers and Garage, B8 PostgreSQL.
+only=${only// /}
+wants() { [[ ",${only^^}," =~ ,($1), ]]; }
 # The peers are Debian's packages, called by absolute path (a pip-installed
 # aws earlier in PATH must not be picked up instead).
 missing=()
-[ -x /usr/bin/rclone ] || missing+=(rclone)
-[ -x /usr/bin/aws ] || missing+=(awscli)
-[ -x /usr/bin/wrk ] || missing+=(wrk)
+if wants 'B[1-6]'; then
+  [ -x /usr/bin/rclone ] || missing+=(rclone)
+  [ -x /usr/bin/aws ] || missing+=(awscli)
+  [ -x /usr/bin/wrk ] || missing+=(wrk)
+fi
+# B8's private PostgreSQL: testkit runs Debian's PostgreSQL 15 binaries.
+if wants B8; then
+  [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing+=(postgresql)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} from Debian" >&2
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "run.sh: install the peers first: sudo apt-get install ${missing[*]}" >&2
+    echo "run.sh: install these first: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
 fi
-garage=$(scripts/install-garage.sh)
-echo "garage: $garage" >&2
+garage_args=()
+if wants 'B[1-6]'; then
+  garage=$(scripts/install-garage.sh)
+  echo "garage: $garage" >&2
+  garage_args=(--garage "$garage")
+fi
 
 target="${CARGO_TARGET_DIR:-$repo/target}"
 mkdir -p "$target/bench"
@@ -80,5 +101,5 @@ fi
 
 step "benchmarks"
 exec python3 -B bench/harness --repo "$repo" --bin-dir "$target/$profile" \
-  --profile "$profile" --garage "$garage" --shim "$shim" \
+  --profile "$profile" "${garage_args[@]}" --shim "$shim" \
   --command "bench/run.sh${pass[*]:+ ${pass[*]}}" "${pass[@]}"

@@ -1,5 +1,6 @@
 """Benchmark harness for issue #6: runs B1-B6 for asset-catalog and its peers
-against one local Garage and writes BENCHMARKS.md. Start it through
+against one local Garage, and B8 (the index at 1M assets, SQLite vs
+PostgreSQL), and writes BENCHMARKS.md. Start it through
 bench/run.sh, which builds the binaries and installs the peers first.
 
     python3 bench/harness --bin-dir target/release --garage PATH [--quick] [--runs N]
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import product
 import report
+import scen_index
 import scen_local
 import scen_server
 import scen_upload
@@ -28,7 +30,7 @@ from ctx import Bins, Ctx, Params
 from results import Comparison, Measure, Scenario
 from util import BenchError, log, stop_all
 
-ALL = ["B1", "B2", "B3", "B4", "B5", "B6"]
+ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B8"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -38,13 +40,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--bin-dir", type=Path, required=True,
                     help="directory with asset-catalog-server, asset-watcher, objstore-bench")
     ap.add_argument("--profile", default="release", help="only recorded in the report")
-    ap.add_argument("--garage", type=Path, required=True, help="the garage binary")
+    ap.add_argument("--garage", type=Path, help="the garage binary (B1-B6)")
     ap.add_argument("--shim", type=Path, help="TCP_NODELAY LD_PRELOAD library for Garage")
     ap.add_argument("--quick", action="store_true", help="small sizes, 1 run: a smoke test")
     ap.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
     ap.add_argument("--only", default=",".join(ALL), help="e.g. B1,B4 (default: all)")
     ap.add_argument("--output", type=Path, help="report path (default BENCHMARKS.md; "
                     "quick: target/bench/BENCHMARKS.quick.md)")
+    ap.add_argument("--merge", action="store_true",
+                    help="write only the scenarios measured now into the existing report "
+                    "(their sections and summary rows, replaced or added; a line under the "
+                    "title says when they were measured), keeping everything else: e.g. "
+                    "--only B8 --merge")
+    ap.add_argument("--assets", type=int, metavar="N",
+                    help="B8: assets in the index (default 1,000,000; quick 20,000)")
     ap.add_argument("--workdir", type=Path, help="parent of the scratch directory "
                     "(default $TMPDIR); needs ~3x the largest data size free")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
@@ -68,6 +77,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.runs = 1 if args.quick else 3
     if args.runs < 1:
         ap.error("--runs must be at least 1")
+    if not args.garage and not args.render and any(s != "B8" for s in args.only):
+        ap.error("--garage is required for B1-B6")
+    if args.assets is not None and args.assets < 1000:
+        ap.error("--assets must be at least 1000")
     if args.output is None:
         name = ("BENCHMARKS.perf.md" if args.perf else
                 "BENCHMARKS.quick.md" if args.quick else None)
@@ -106,7 +119,8 @@ def run_scenarios(ctx: Ctx, only: list[str]) -> list[Scenario]:
             finally:
                 pop.close()
     attempt("B4", "Watch latency", scen_server.b4)
-    return sorted(done, key=lambda s: s.id)
+    attempt("B8", "The index at 1M assets", scen_index.b8)
+    return sorted(done, key=lambda s: int(s.id[1:]))
 
 
 def render_again(args) -> int:
@@ -121,9 +135,19 @@ def render_again(args) -> int:
         s.measures = {k: Measure(**m) for k, m in d["measures"].items()}
         s.comparisons = [Comparison(**c) for c in d["comparisons"]]
         scenarios.append(s)
-    args.output.write_text(report.render(scenarios, raw["machine"], raw["versions"], raw["meta"]))
+    write_report(args, scenarios, raw["machine"], raw["versions"], raw["meta"])
     log(f"wrote {args.output} from {args.render} (nothing measured)")
     return 0
+
+
+def write_report(args, scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> None:
+    """The whole report, or with --merge only these scenarios into the existing one."""
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and args.output.exists():
+        text = report.merge(args.output.read_text(), scenarios, vers, meta)
+    else:
+        text = report.render(scenarios, machine, vers, meta)
+    args.output.write_text(text)
 
 
 def main(argv: list[str]) -> int:
@@ -138,12 +162,18 @@ def main(argv: list[str]) -> int:
     os.environ["BENCH_LOGDIR"] = str(work / "logs")
     bins = Bins(server=args.bin_dir / "asset-catalog-server",
                 watcher=args.bin_dir / "asset-watcher",
-                objbench=args.bin_dir / "objstore-bench", garage=args.garage, shim=args.shim)
-    for b in (bins.server, bins.watcher, bins.objbench, bins.garage):
+                objbench=args.bin_dir / "objstore-bench", garage=args.garage, shim=args.shim,
+                indexbench=args.bin_dir / "index-bench")
+    needed = [bins.indexbench] if "B8" in args.only else []
+    if any(s != "B8" for s in args.only):
+        needed += [bins.server, bins.watcher, bins.objbench, bins.garage]
+    for b in needed:
         if not b.exists():
             print(f"bench: missing binary {b}", file=sys.stderr)
             return 2
     params = Params.quick() if args.quick else Params()
+    if args.assets is not None:
+        params.b8_assets = args.assets
     if args.perf:
         product.PERF_DIR = args.repo / "target" / "bench" / "perf"
         shutil.rmtree(product.PERF_DIR, ignore_errors=True)
@@ -173,9 +203,11 @@ def main(argv: list[str]) -> int:
             "wall": time.monotonic() - start, "nodelay": bool(args.shim),
             "profile": args.profile, "load_start": load_start, "perf": args.perf,
             "generated": time.strftime("%Y-%m-%d %H:%M %Z")}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(report.render(scenarios, machine, vers, meta))
+    write_report(args, scenarios, machine, vers, meta)
     tag = ".quick" * args.quick + ".perf" * args.perf
+    if args.merge:
+        # A partial run: keep the full run's raw results (`--render` input) intact.
+        tag += "." + "-".join(args.only)
     raw = args.repo / "target" / "bench" / f"results{tag}.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_text(json.dumps({"machine": machine, "versions": vers, "meta": meta,

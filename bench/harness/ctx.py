@@ -38,11 +38,17 @@ class Params:
     # default (server/src/config) and PARTS_IN_FLIGHT (server/src/storage/multipart.rs).
     part_size_mib: int = 16
     part_concurrency: int = 2
+    # B8: the index at 1M assets (3 sightings each on average), both backends.
+    b8_assets: int = 1_000_000
+    b8_reps: int = 20
+    b8_insert_seconds: float = 20.0
+    b8_insert_tasks: int = 16
 
     @classmethod
     def quick(cls) -> "Params":
         return cls(b1_files=300, b2_size=64 * MIB, b3_files=3_000, b4_files=40,
-                   b5_size=64 * MIB, b6_requests=3, wrk_seconds=2)
+                   b5_size=64 * MIB, b6_requests=3, wrk_seconds=2,
+                   b8_assets=20_000, b8_reps=5, b8_insert_seconds=3.0)
 
 
 @dataclass
@@ -52,6 +58,7 @@ class Bins:
     objbench: Path
     garage: Path
     shim: Path | None
+    indexbench: Path = Path("index-bench")
     rclone: str = "/usr/bin/rclone"
     aws: str = "/usr/bin/aws"
     wrk: str = "/usr/bin/wrk"

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
 
 from results import Scenario
 from util import tool_version
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
 
 
 def _first_line(path: str, prefix: str) -> str:
@@ -109,7 +112,22 @@ def scenario_section(sc: Scenario) -> list[str]:
     out = [f"## {sc.id} — {sc.title}", "", sc.what, ""]
     if sc.error:
         out += [f"**Did not complete:** `{sc.error}`", ""]
-    out += ["| tool | median | unit | runs |", "|---|---:|---|---|"]
+    out += sc.table or _generic_tables(sc)
+    if sc.commands:
+        out += ["Commands:", "", "```", *sc.commands, "```", ""]
+    out += [f"- {n}" for n in dict.fromkeys(sc.notes)]
+    if sc.notes:
+        out.append("")
+    # Hand-written analysis of this scenario (bench/findings-B8.md), which
+    # `--render` picks up again after an edit.
+    findings = BENCH_DIR / f"findings-{sc.id}.md"
+    if findings.exists():
+        out += [findings.read_text().strip(), ""]
+    return out
+
+
+def _generic_tables(sc: Scenario) -> list[str]:
+    out = ["| tool | median | unit | runs |", "|---|---:|---|---|"]
     for m in sc.measures.values():
         if not m.runs:
             continue
@@ -126,11 +144,6 @@ def scenario_section(sc: Scenario) -> list[str]:
         ratios.append(f"| {c.figure} | {what} | {val} | {_target(c)} | {_verdict(met)} |")
     if ratios:
         out += ["| figure | against | ratio | target | |", "|---|---|---:|---|---|", *ratios, ""]
-    if sc.commands:
-        out += ["Commands:", "", "```", *sc.commands, "```", ""]
-    out += [f"- {n}" for n in dict.fromkeys(sc.notes)]
-    if sc.notes:
-        out.append("")
     return out
 
 
@@ -141,10 +154,15 @@ SUMMARY_HEAD = ["| | figure | ours | peer / limit | ratio | target | |",
 def summary_table(scenarios: list[Scenario]) -> list[str]:
     out = list(SUMMARY_HEAD)
     for sc in scenarios:
-        out += summary_rows(sc)
-        if sc.error:
-            out.append(f"| {sc.id} | did not complete: {sc.error} | — | — | — | — | ❌ error |")
+        out += _summary_of(sc)
     return out
+
+
+def _summary_of(sc: Scenario) -> list[str]:
+    rows = summary_rows(sc)
+    if sc.error:
+        rows.append(f"| {sc.id} | did not complete: {sc.error} | — | — | — | — | ❌ error |")
+    return rows
 
 
 def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> str:
@@ -182,7 +200,7 @@ def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> 
     out.append("")
     for sc in scenarios:
         out += scenario_section(sc)
-    findings = Path(__file__).resolve().parent.parent / "findings.md"
+    findings = BENCH_DIR / "findings.md"
     if findings.exists():
         out += [findings.read_text().strip(), ""]
     out += [
@@ -204,3 +222,70 @@ def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> 
         "",
     ]
     return "\n".join(out)
+
+
+def _scenario_id(heading: str) -> str | None:
+    """`B8` for the heading of a scenario section (`## B8 — …`), else None."""
+    m = re.match(r"## (B\d+) — ", heading)
+    return m.group(1) if m else None
+
+
+def _id_order(sid: str) -> int:
+    return int(sid[1:])
+
+
+def merge(old: str, scenarios: list[Scenario], vers: dict, meta: dict) -> str:
+    """`old` (a report this module wrote) with the sections and summary rows
+    of `scenarios` replaced or added, everything else kept, and a line under
+    the title saying when and how these were measured apart from the rest."""
+    blocks: list[list[str]] = [[]]
+    for line in old.splitlines():
+        if line.startswith("## "):
+            blocks.append([])
+        blocks[-1].append(line)
+    ran = {sc.id: sc for sc in scenarios}
+    sections = {_scenario_id(b[0]): b for b in blocks[1:] if _scenario_id(b[0])}
+    sections.update({sid: scenario_section(sc) for sid, sc in ran.items()})
+    ordered = [sections[sid] for sid in sorted(sections, key=_id_order)]
+    out: list[str] = _merge_preamble(blocks[0], ran, vers, meta)
+    placed = False
+    for block in blocks[1:]:
+        if _scenario_id(block[0]):
+            if not placed:
+                out += [line for section in ordered for line in section]
+                placed = True
+            continue
+        if block[0].startswith("## Summary"):
+            block = _merge_summary(block, ran)
+        elif not placed and block[0] in ("## Method notes", "## How to reproduce"):
+            out += [line for section in ordered for line in section]
+            placed = True
+        out += block
+    if not placed:
+        out += [line for section in ordered for line in section]
+    return "\n".join(out) + "\n"
+
+
+def _merge_summary(block: list[str], ran: dict) -> list[str]:
+    rows: dict[str, list[str]] = {}
+    for line in block:
+        m = re.match(r"\| (B\d+) \|", line)
+        if m:
+            rows.setdefault(m.group(1), []).append(line)
+    rows.update({sid: _summary_of(sc) for sid, sc in ran.items()})
+    table = [line for sid in sorted(rows, key=_id_order) for line in rows[sid]]
+    head = block[:block.index(SUMMARY_HEAD[0])] if SUMMARY_HEAD[0] in block else block[:2]
+    return [*head, *SUMMARY_HEAD, *table, ""]
+
+
+def _merge_preamble(pre: list[str], ran: dict, vers: dict, meta: dict) -> list[str]:
+    ids = ", ".join(sorted(ran, key=_id_order))
+    tag = f"> **{ids}** measured separately"
+    note = (f"{tag}: `{meta['command']}` on {meta['generated']} in {meta['wall']:.0f} s, "
+            f"asset-catalog {vers['asset-catalog']}, 1-minute load average at its start "
+            f"{meta['load_start']:.2f}; the rest of this report is the run above.")
+    kept = [line for line in pre if not any(
+        line.startswith(f"> **{sid}") and " measured separately" in line for sid in ran)]
+    while kept and not kept[-1].strip():
+        kept.pop()
+    return [*kept, "", note, ""]

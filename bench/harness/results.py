@@ -51,6 +51,11 @@ class Scenario:
     commands: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    # Markdown shown instead of the generic tables (a scenario with more
+    # dimensions than tool × run, e.g. B8's queries × backends)...
+    table: list[str] = field(default_factory=list)
+    # ...and its tool's own raw output, kept in results.json.
+    raw: dict | None = None
 
     def measure(self, key: str, label: str, unit: str, note: str = "") -> Measure:
         if key not in self.measures:

@@ -1,0 +1,224 @@
+//! The SQLite side: a bulk load straight into the file `Index::open_sqlite`
+//! created (one transaction, prepared statements, rows in upload order, the
+//! secondary indexes dropped first and rebuilt from their own `CREATE INDEX`
+//! text afterwards), its size on disk, and `EXPLAIN QUERY PLAN` of the
+//! listing queries.
+
+use std::path::Path;
+use std::time::Instant;
+
+use asset_catalog_server::index::ListFilter;
+use rusqlite::types::Value;
+use rusqlite::{Connection, params, params_from_iter};
+
+use crate::LoadTimes;
+use crate::data::Catalog;
+use crate::measure::{Call, Query};
+
+/// The listing's columns, as both backends select them.
+pub const COLUMNS: &str = "a.sha256, a.key, a.size, a.content_type, a.name, a.first_seen, \
+     a.last_seen, (SELECT count(*) FROM sightings s WHERE s.sha256 = a.sha256)";
+/// Hashes per `IN (…)` of the SQLite backend's check.
+const CHECK_CHUNK: usize = 500;
+
+/// Load the catalog into the (empty, migrated) index at `path`.
+pub fn bulk_load(path: &Path, catalog: &Catalog, order: &[u32]) -> anyhow::Result<LoadTimes> {
+    let started = Instant::now();
+    let mut conn = Connection::open(path)?;
+    // Nothing else has the file open: no journal, no fsync, a 1 GiB cache.
+    let mode: String = conn.query_row("PRAGMA journal_mode = OFF", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        mode == "off",
+        "cannot leave WAL mode for the load (journal_mode {mode})"
+    );
+    conn.execute_batch("PRAGMA synchronous = OFF; PRAGMA cache_size = -1048576;")?;
+    let indexes = secondary_indexes(&conn)?;
+    for (name, _) in &indexes {
+        conn.execute_batch(&format!("DROP INDEX \"{name}\""))?;
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut asset = tx.prepare(
+            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        let mut sighting = tx.prepare(
+            "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for &i in order {
+            let a = catalog.asset(i);
+            asset.execute(params![
+                a.sha256,
+                a.key,
+                a.size,
+                a.content_type,
+                a.name,
+                a.first_seen,
+                a.last_seen
+            ])?;
+            for s in &a.sightings {
+                sighting.execute(params![
+                    a.sha256, s.client, s.path, s.name, s.mtime, s.seen_at
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    let rows_done = Instant::now();
+    for (_, sql) in &indexes {
+        conn.execute_batch(sql)?;
+    }
+    let indexes_done = Instant::now();
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    anyhow::ensure!(
+        mode == "wal",
+        "cannot return to WAL mode (journal_mode {mode})"
+    );
+    drop(conn);
+    Ok(LoadTimes {
+        rows_s: (rows_done - started).as_secs_f64(),
+        indexes_s: (indexes_done - rows_done).as_secs_f64(),
+        analyze_s: 0.0,
+        total_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// `(name, CREATE INDEX …)` of every explicit index on assets and sightings.
+fn secondary_indexes(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    conn.prepare(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL \
+         AND tbl_name IN ('assets', 'sightings') ORDER BY name",
+    )?
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect()
+}
+
+/// Remove what the insert load added (assets first seen at or after
+/// `from`, and their sightings), so that later measurements see the catalog.
+pub fn remove_since(path: &Path, from: i64) -> anyhow::Result<()> {
+    let conn = Connection::open(path)?;
+    conn.execute(
+        "DELETE FROM sightings WHERE sha256 IN (SELECT sha256 FROM assets WHERE first_seen >= ?1)",
+        [from],
+    )?;
+    conn.execute("DELETE FROM assets WHERE first_seen >= ?1", [from])?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    Ok(())
+}
+
+/// The index file with its `-wal` and `-shm`, bytes.
+pub fn size_on_disk(path: &Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| std::fs::metadata(format!("{}{suffix}", path.display())).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// `EXPLAIN QUERY PLAN` of each query, as the SQLite backend builds it.
+pub fn plans(path: &Path, queries: &[Query]) -> anyhow::Result<Vec<String>> {
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    queries
+        .iter()
+        .map(|q| {
+            let (sql, params) = statement(&q.call);
+            explain(&conn, &sql, params)
+        })
+        .collect()
+}
+
+/// The statement (a long `IN` list shortened) and its query plan.
+pub fn explain(conn: &Connection, sql: &str, params: Vec<Value>) -> anyhow::Result<String> {
+    let rows = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
+        .query_map(params_from_iter(params), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let marks = vec!["?"; CHECK_CHUNK].join(",");
+    let shown = sql.replace(&marks, &format!("?, ?, … {CHECK_CHUNK} parameters"));
+    Ok(format!("{shown}\n{}", render_plan(&rows)))
+}
+
+/// The plan rows `(id, parent, detail)` as an indented tree.
+fn render_plan(rows: &[(i64, i64, String)]) -> String {
+    let mut depth = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (id, parent, detail) in rows {
+        let d = depth.get(parent).map_or(0, |d| d + 1);
+        depth.insert(*id, d);
+        out.push(format!("{}{detail}", "  ".repeat(d)));
+    }
+    out.join("\n")
+}
+
+/// The statement `server/src/index/sqlite/query.rs` runs for `call` (the
+/// check: one of its chunks of 500). Kept in step by hand: it is used only
+/// to show plans, never to time anything.
+fn statement(call: &Call) -> (String, Vec<Value>) {
+    let filter = match call {
+        Call::Missing => {
+            let marks = vec!["?"; CHECK_CHUNK].join(",");
+            let params = (0..CHECK_CHUNK)
+                .map(|i| Value::Text(format!("{i:064x}")))
+                .collect();
+            return (
+                format!("SELECT sha256 FROM assets WHERE sha256 IN ({marks})"),
+                params,
+            );
+        }
+        Call::List(filter) => filter,
+    };
+    let (clauses, params) = where_clauses(filter);
+    let where_sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {} ", clauses.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM assets a {where_sql}ORDER BY a.first_seen DESC, a.sha256 DESC LIMIT {}",
+        filter.limit + 1
+    );
+    (sql, params)
+}
+
+fn where_clauses(filter: &ListFilter) -> (Vec<&'static str>, Vec<Value>) {
+    let (mut clauses, mut params) = (Vec::new(), Vec::new());
+    if let Some(cursor) = &filter.cursor {
+        clauses.push("(a.first_seen, a.sha256) < (?, ?)");
+        params.extend([
+            Value::Integer(cursor.first_seen),
+            Value::Text(cursor.sha256.to_string()),
+        ]);
+    }
+    if let Some(name) = &filter.name {
+        clauses.push(
+            "(a.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM sightings s \
+             WHERE s.sha256 = a.sha256 AND s.name LIKE ? ESCAPE '\\'))",
+        );
+        params.extend([
+            Value::Text(format!("%{name}%")),
+            Value::Text(format!("%{name}%")),
+        ]);
+    }
+    if let Some(ct) = &filter.content_type {
+        if ct.ends_with('/') {
+            clauses.push("a.content_type LIKE ? ESCAPE '\\'");
+            params.push(Value::Text(format!("{ct}%")));
+        } else {
+            clauses.push("(a.content_type = ? OR a.content_type LIKE ? ESCAPE '\\')");
+            params.extend([Value::Text(ct.clone()), Value::Text(format!("{ct};%"))]);
+        }
+    }
+    if let Some(client) = &filter.client {
+        clauses
+            .push("EXISTS (SELECT 1 FROM sightings s WHERE s.sha256 = a.sha256 AND s.client = ?)");
+        params.push(Value::Text(client.clone()));
+    }
+    (clauses, params)
+}
