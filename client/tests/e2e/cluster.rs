@@ -152,6 +152,7 @@ fn cluster_survives_a_server_kill_a_store_node_outage_and_a_postgres_restart() {
     let homes = [("alpha", &alpha), ("beta", &beta)];
 
     let started = Instant::now();
+    let started_wall = SystemTime::now();
     let timeline = Arc::new(Mutex::new(Timeline::default()));
     let note = |what: String| {
         eprintln!("{:>6.1}s {what}", started.elapsed().as_secs_f64());
@@ -239,6 +240,7 @@ fn cluster_survives_a_server_kill_a_store_node_outage_and_a_postgres_restart() {
     }
     done.store(true, Ordering::Relaxed);
     sampler.join().expect("sampler");
+    let watcher_logs: String = runs.iter().map(|r| r.log()).collect();
     for run in runs {
         assert_eq!(run.stop().code(), Some(0));
     }
@@ -261,7 +263,14 @@ fn cluster_survives_a_server_kill_a_store_node_outage_and_a_postgres_restart() {
         resent.is_empty(),
         "content sent again by a watcher after a server confirmed it: {resent:?}"
     );
-    report(&timeline.lock().expect("timeline"), &placed, all.len());
+    let failed = failed_transfers(&watcher_logs);
+    report(
+        &timeline.lock().expect("timeline"),
+        &placed,
+        all.len(),
+        &failed,
+        started_wall,
+    );
 }
 
 /// Every data object in the bucket, one per content and no other.
@@ -374,14 +383,39 @@ fn resent_after_confirmation(
     (logged, resent)
 }
 
-/// Figures for the note: files, and what each fault cost: the longest
-/// stretch after it during which contents were waiting and none was stored.
-fn report(timeline: &Timeline, placed: &[Placed], contents: usize) {
+/// When the watchers logged a transfer that failed (and will be retried).
+fn failed_transfers(logs: &str) -> Vec<time::OffsetDateTime> {
+    logs.lines()
+        .filter(|l| l.contains("transfer failed"))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .collect()
+}
+
+/// Figures for the note: files, and what each fault cost: the transfers
+/// the watchers saw fail (and retried) until the next event, and the
+/// longest stretch after it during which contents waited and none was stored.
+fn report(
+    timeline: &Timeline,
+    placed: &[Placed],
+    contents: usize,
+    failed: &[time::OffsetDateTime],
+    started: SystemTime,
+) {
     eprintln!(
-        "cluster: {} files, {contents} distinct contents",
-        placed.len()
+        "cluster: {} files, {contents} distinct contents, {} transfers failed and were retried",
+        placed.len(),
+        failed.len()
     );
-    for (at, what) in &timeline.events {
+    let wall = |at: Duration| time::OffsetDateTime::from(started + at);
+    for (n, (at, what)) in timeline.events.iter().enumerate() {
+        let until = timeline.events.get(n + 1).map_or(Duration::MAX, |e| e.0);
+        let retried = failed
+            .iter()
+            .filter(|t| **t >= wall(*at) && (until == Duration::MAX || **t < wall(until)))
+            .count();
         let after: Vec<_> = timeline.progress.iter().filter(|(t, ..)| t >= at).collect();
         let (mut stall, mut since) = (Duration::ZERO, None);
         for pair in after.windows(2) {
@@ -393,10 +427,10 @@ fn report(timeline: &Timeline, placed: &[Placed], contents: usize) {
                 since = None;
             }
         }
-        let cost = stall.as_secs_f64();
         eprintln!(
-            "  {:>6.1}s {what}: longest stall with work waiting {cost:.1} s",
-            at.as_secs_f64()
+            "  {:>6.1}s {what}: {retried} transfers failed until the next event; longest stall with work waiting {:.1} s",
+            at.as_secs_f64(),
+            stall.as_secs_f64()
         );
     }
 }
