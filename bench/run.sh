@@ -14,6 +14,8 @@
 #                                   #   written into the existing BENCHMARKS.md
 #   bench/run.sh --only B8 --assets 20000 --output target/bench/B8.md
 #                                   # a quick B8 (20,000 assets, ~1 min)
+#   bench/run.sh --only B7 --merge  # B7 alone (~10 min): B1's ingest on SQLite and on 1-3 servers
+#                                   #   sharing PostgreSQL behind HAProxy, into BENCHMARKS.md
 #   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
 #   bench/run.sh --no-build         # use the binaries already in target/
 #   bench/run.sh --perf --only B1   # profile our daemons (perf record) -> target/bench/perf/
@@ -29,7 +31,7 @@ repo=$(pwd)
 
 profile=release
 build=1
-only=B1,B2,B3,B4,B5,B6,B8  # the harness's default: every scenario
+only=B1,B2,B3,B4,B5,B6,B7,B8  # the harness's default: every scenario
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,7 +41,7 @@ while [ $# -gt 0 ]; do
     --profile=*) profile="${1#--profile=}"; shift ;;
     --no-build) build=0; shift ;;
     -h|--help)
-      sed -n '2,25p' "$0"
+      sed -n '2,27p' "$0"
       echo
       exec python3 -B bench/harness --help ;;
     *) pass+=("$1"); shift ;;
@@ -72,6 +74,11 @@ fi
 if wants B8; then
   [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing+=(postgresql)
 fi
+# B7: the same PostgreSQL, and HAProxy in front of the servers.
+if wants B7; then
+  [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing+=(postgresql)
+  [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} from Debian" >&2
@@ -83,7 +90,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 garage_args=()
-if wants 'B[1-6]'; then
+if wants 'B[1-7]'; then
   garage=$(scripts/install-garage.sh)
   echo "garage: $garage" >&2
   garage_args=(--garage "$garage")

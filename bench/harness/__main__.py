@@ -24,13 +24,14 @@ import product
 import report
 import scen_index
 import scen_local
+import scen_scale
 import scen_server
 import scen_upload
 from ctx import Bins, Ctx, Params
 from results import Comparison, Measure, Scenario
 from util import BenchError, log, stop_all
 
-ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B8"]
+ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -119,6 +120,7 @@ def run_scenarios(ctx: Ctx, only: list[str]) -> list[Scenario]:
             finally:
                 pop.close()
     attempt("B4", "Watch latency", scen_server.b4)
+    attempt("B7", "Scale-out ingest on PostgreSQL", scen_scale.b7)
     attempt("B8", "The index at 1M assets", scen_index.b8)
     return sorted(done, key=lambda s: int(s.id[1:]))
 

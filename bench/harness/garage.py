@@ -9,6 +9,7 @@ proves it was active.
 
 from __future__ import annotations
 
+import re
 import secrets
 import shutil
 from pathlib import Path
@@ -30,6 +31,7 @@ class Garage:
         self.secret = secrets.token_hex(20)
         self.proc = None
         self.s3_port = 0
+        self.admin_port = 0
         self.nodelay_active = False
 
     @property
@@ -42,6 +44,7 @@ class Garage:
         (self.root / "meta").mkdir(parents=True)
         (self.root / "data").mkdir()
         self.s3_port, rpc, admin = free_port(), free_port(), free_port()
+        self.admin_port = admin
         config = self.root / "garage.toml"
         config.write_text(
             f'metadata_dir = "{self.root}/meta"\n'
@@ -83,6 +86,16 @@ class Garage:
         self.secret_file.write_text(self.secret)
         self.secret_file.chmod(0o600)
         return self
+
+    def s3_requests(self) -> dict[str, int]:
+        """S3 requests served so far, by operation (`PutObject`, ...), from
+        the admin API's Prometheus metrics."""
+        status, body = http("GET", f"http://127.0.0.1:{self.admin_port}/metrics", timeout=10)
+        if status != 200:
+            raise BenchError(f"garage /metrics answered {status}")
+        found = re.findall(r'^api_s3_request_counter\{api_endpoint="(\w+)"\} (\d+)$',
+                           body.decode(), re.M)
+        return {op: int(n) for op, n in found}
 
     def stop(self) -> None:
         stop(self.proc)

@@ -49,12 +49,14 @@ def perf_stop(proc) -> None:
 
 
 class Server:
-    """asset-catalog-server with its index in `root`, storing into `garage`."""
+    """asset-catalog-server with its index in `root`, storing into `garage`;
+    `index` is an `[index]` section for another index (B7: PostgreSQL)."""
 
-    def __init__(self, binary: Path, root: Path, garage: Garage):
+    def __init__(self, binary: Path, root: Path, garage: Garage, index: str = ""):
         self.binary = binary
         self.root = root
         self.garage = garage
+        self.index = index
         self.proc = None
         self.perf = None
         self.port = 0
@@ -86,6 +88,7 @@ class Server:
             "allow_http = true\n"
             f'access_key_id = "{ACCESS_KEY}"\n'
             f'secret_access_key_file = "{self.garage.secret_file}"\n'
+            + self.index
         )
         return config
 
