@@ -11,8 +11,8 @@ use tokio_postgres::types::ToSql;
 use super::{PgFail, PgIndex};
 use crate::index::IndexError;
 use crate::index::types::{
-    ListFilter, SightingCursor, SightingPage, asset_page, escape_like, from_nanos, sighting_page,
-    to_nanos,
+    ListFilter, SightingCursor, SightingPage, asset_page, escape_like, from_nanos, list_sql,
+    sighting_page, to_nanos,
 };
 
 pub(super) const ASSET_COLUMNS: &str = "a.sha256, a.key, a.size, a.content_type, a.name, a.first_seen, a.last_seen, \
@@ -106,16 +106,7 @@ impl PgIndex {
     pub async fn list(&self, filter: ListFilter) -> Result<AssetPage, IndexError> {
         let client = self.client().await?;
         let (clauses, params) = where_clauses(&filter);
-        let where_sql = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {ASSET_COLUMNS} FROM assets a {where_sql} \
-             ORDER BY a.first_seen DESC, a.sha256 DESC LIMIT {}",
-            filter.limit + 1
-        );
+        let sql = list_sql(ASSET_COLUMNS, &clauses, filter.limit);
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
         let rows = client.query(&sql, &refs).await.map_err(|e| self.fail(e))?;

@@ -11,8 +11,8 @@ use time::format_description::well_known::Rfc3339;
 use super::SqliteIndex;
 use crate::index::IndexError;
 use crate::index::types::{
-    ListFilter, SightingCursor, SightingPage, asset_page, escape_like, from_nanos, sighting_page,
-    to_nanos,
+    ListFilter, SightingCursor, SightingPage, asset_page, escape_like, from_nanos, list_sql,
+    sighting_page, to_nanos,
 };
 
 /// Hashes per `IN (…)` query.
@@ -102,16 +102,7 @@ impl SqliteIndex {
 
 fn list_page(conn: &Connection, filter: &ListFilter) -> rusqlite::Result<AssetPage> {
     let (clauses, params) = where_clauses(filter);
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", clauses.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {ASSET_COLUMNS} FROM assets a {where_sql} \
-         ORDER BY a.first_seen DESC, a.sha256 DESC LIMIT {}",
-        filter.limit + 1
-    );
+    let sql = list_sql(ASSET_COLUMNS, &clauses, filter.limit);
     let mut stmt = conn.prepare_cached(&sql)?;
     let items = stmt
         .query_map(params_from_iter(params), asset_from_row)?
