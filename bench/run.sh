@@ -14,7 +14,7 @@
 #                                   #   written into the existing BENCHMARKS.md
 #   bench/run.sh --only B8 --assets 20000 --output target/bench/B8.md
 #                                   # a quick B8 (20,000 assets, ~1 min)
-#   bench/run.sh --only B7 --merge  # B7 alone (~10 min): B1's ingest on SQLite and on 1-3 servers
+#   bench/run.sh --only B7 --merge  # B7 alone (~13 min): B1's ingest on SQLite and on 1-3 servers
 #                                   #   sharing PostgreSQL behind HAProxy, into BENCHMARKS.md
 #   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
 #   bench/run.sh --no-build         # use the binaries already in target/

@@ -328,15 +328,6 @@ def _model(sc: Scenario, wire: dict) -> list[str]:
         ("Garage CPU (1 node, no replication)", f"{_n(gar)} ms", f"{_n(cores(gar))} cores",
          "more with replication (each PUT written 3×)"),
     ]
-    # The best rate any PostgreSQL setup reached with many uploads in flight
-    # from one watcher, i.e. one token.
-    one_token = [(m.median, int(k.split(".c")[1].split(".")[0])) for k, m in sc.measures.items()
-                 if k.startswith("pg") and ".c" in k and k.endswith(".files_s") and m.runs]
-    if one_token:
-        rate, conc = max(one_token)
-        rows.append(("uploads of one token (every insert updates its `tokens` row)",
-                     f"≤ {_n(rate)} uploads/s here with {conc} in flight", "",
-                     f"**≥ {math.ceil(RATE / rate)} tokens uploading at once**"))
     out = ["**The model.** For R = 10,000 small uploads/s, each resource needs R × (its cost "
            "per upload). Cores of a kind: C = R × c, with c the CPU seconds per upload; hosts of "
            f"k cores each, at most {BUSY:.0%} busy on average: **N = ⌈R × c / ({BUSY} × k)⌉**. "
