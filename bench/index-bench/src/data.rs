@@ -196,6 +196,20 @@ pub struct AssetRow {
     pub sightings: Vec<SightingRow>,
 }
 
+impl AssetRow {
+    /// The `names` column as the server's triggers keep it: the asset's
+    /// name and each distinct sighting name, newline-separated.
+    pub fn names(&self) -> String {
+        let mut names: Vec<&str> = vec![&self.name];
+        for s in &self.sightings {
+            if !names.contains(&s.name.as_str()) {
+                names.push(&s.name);
+            }
+        }
+        names.join("\n")
+    }
+}
+
 /// One place a client saw an asset.
 #[derive(Debug)]
 pub struct SightingRow {

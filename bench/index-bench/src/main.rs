@@ -239,9 +239,7 @@ async fn run_postgres(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {
     let prototypes = if plan.args.fixes {
         progress("PostgreSQL: prototypes of the proposed fixes");
         let (queries, reps) = (&plan.queries, plan.args.reps);
-        let mut variants = fixes::postgres(&pg, queries, reps).await?;
-        variants.extend(fixes::postgres_check(&pg, index, queries, &plan.catalog, reps).await?);
-        variants
+        fixes::postgres_check(&pg, index, queries, &plan.catalog, reps).await?
     } else {
         Vec::new()
     };

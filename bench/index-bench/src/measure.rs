@@ -136,6 +136,18 @@ pub fn queries(cursor: Cursor, position: u32) -> Vec<Query> {
             }),
         ),
         q(
+            "name_old_common",
+            &format!(
+                "name search \"IMG_2024\" (a year of photos, none among the newest {})",
+                thousands(u32::try_from(asset_catalog_server::index::NAME_WALK_ROWS).unwrap_or(0))
+            ),
+            100.0,
+            page(ListFilter {
+                name: Some("IMG_2024".into()),
+                ..none()
+            }),
+        ),
+        q(
             "type_prefix",
             "type image/ (prefix, 59%)",
             20.0,

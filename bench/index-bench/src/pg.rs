@@ -255,7 +255,7 @@ async fn copy_rows(
 ) -> anyhow::Result<()> {
     let assets = one
         .copy_in::<_, Bytes>(
-            "COPY assets (sha256, key, size, content_type, name, first_seen, last_seen) FROM STDIN",
+            "COPY assets (sha256, key, size, content_type, name, names, first_seen, last_seen) FROM STDIN",
         )
         .await?;
     let sightings = two
@@ -277,6 +277,7 @@ async fn copy_rows(
             &a.size.to_string(),
             a.content_type,
             &a.name,
+            &a.names(),
         ];
         line(&mut a_buf, &fields, &[a.first_seen, a.last_seen]);
         for s in &a.sightings {

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use asset_catalog_server::index::ListFilter;
+use asset_catalog_server::index::SqliteIndex;
 use rusqlite::types::Value;
 use rusqlite::{Connection, params, params_from_iter};
 
@@ -15,9 +15,6 @@ use crate::LoadTimes;
 use crate::data::Catalog;
 use crate::measure::{Call, Query};
 
-/// The listing's columns, as both backends select them.
-pub const COLUMNS: &str = "a.sha256, a.key, a.size, a.content_type, a.name, a.first_seen, \
-     a.last_seen, (SELECT count(*) FROM sightings s WHERE s.sha256 = a.sha256)";
 /// Hashes per `IN (…)` of the SQLite backend's check.
 const CHECK_CHUNK: usize = 500;
 
@@ -39,8 +36,8 @@ pub fn bulk_load(path: &Path, catalog: &Catalog, order: &[u32]) -> anyhow::Resul
     let tx = conn.transaction()?;
     {
         let mut asset = tx.prepare(
-            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen, names) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )?;
         let mut sighting = tx.prepare(
             "INSERT INTO sightings (sha256, client, path, name, mtime, seen_at) \
@@ -55,7 +52,8 @@ pub fn bulk_load(path: &Path, catalog: &Catalog, order: &[u32]) -> anyhow::Resul
                 a.content_type,
                 a.name,
                 a.first_seen,
-                a.last_seen
+                a.last_seen,
+                a.names()
             ])?;
             for s in &a.sightings {
                 sighting.execute(params![
@@ -122,8 +120,11 @@ pub fn plans(path: &Path, queries: &[Query]) -> anyhow::Result<Vec<String>> {
     queries
         .iter()
         .map(|q| {
-            let (sql, params) = statement(&q.call);
-            explain(&conn, &sql, params)
+            let plans = statements(&q.call)
+                .into_iter()
+                .map(|(sql, params)| explain(&conn, &sql, params))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(plans.join("\n\n"))
         })
         .collect()
 }
@@ -157,68 +158,20 @@ fn render_plan(rows: &[(i64, i64, String)]) -> String {
     out.join("\n")
 }
 
-/// The statement `server/src/index/sqlite/query.rs` runs for `call` (the
-/// check: one of its chunks of 500). Kept in step by hand: it is used only
-/// to show plans, never to time anything.
-fn statement(call: &Call) -> (String, Vec<Value>) {
-    let filter = match call {
+/// The statements the SQLite backend runs for `call` (the check: one of
+/// its chunks of 500; a name search: both stages), from the server itself.
+fn statements(call: &Call) -> Vec<(String, Vec<Value>)> {
+    match call {
         Call::Missing => {
             let marks = vec!["?"; CHECK_CHUNK].join(",");
             let params = (0..CHECK_CHUNK)
                 .map(|i| Value::Text(format!("{i:064x}")))
                 .collect();
-            return (
+            vec![(
                 format!("SELECT sha256 FROM assets WHERE sha256 IN ({marks})"),
                 params,
-            );
+            )]
         }
-        Call::List(filter) => filter,
-    };
-    let (clauses, params) = where_clauses(filter);
-    let where_sql = if clauses.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {} ", clauses.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT {COLUMNS} FROM assets a {where_sql}ORDER BY a.first_seen DESC, a.sha256 DESC LIMIT {}",
-        filter.limit + 1
-    );
-    (sql, params)
-}
-
-fn where_clauses(filter: &ListFilter) -> (Vec<&'static str>, Vec<Value>) {
-    let (mut clauses, mut params) = (Vec::new(), Vec::new());
-    if let Some(cursor) = &filter.cursor {
-        clauses.push("(a.first_seen, a.sha256) < (?, ?)");
-        params.extend([
-            Value::Integer(cursor.first_seen),
-            Value::Text(cursor.sha256.to_string()),
-        ]);
+        Call::List(filter) => SqliteIndex::list_statements(filter),
     }
-    if let Some(name) = &filter.name {
-        clauses.push(
-            "(a.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM sightings s \
-             WHERE s.sha256 = a.sha256 AND s.name LIKE ? ESCAPE '\\'))",
-        );
-        params.extend([
-            Value::Text(format!("%{name}%")),
-            Value::Text(format!("%{name}%")),
-        ]);
-    }
-    if let Some(ct) = &filter.content_type {
-        if ct.ends_with('/') {
-            clauses.push("a.content_type LIKE ? ESCAPE '\\'");
-            params.push(Value::Text(format!("{ct}%")));
-        } else {
-            clauses.push("(a.content_type = ? OR a.content_type LIKE ? ESCAPE '\\')");
-            params.extend([Value::Text(ct.clone()), Value::Text(format!("{ct};%"))]);
-        }
-    }
-    if let Some(client) = &filter.client {
-        clauses
-            .push("EXISTS (SELECT 1 FROM sightings s WHERE s.sha256 = a.sha256 AND s.client = ?)");
-        params.push(Value::Text(client.clone()));
-    }
-    (clauses, params)
 }

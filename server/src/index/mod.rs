@@ -15,6 +15,7 @@
 //! ([`Claim::Local`]); PostgreSQL hands out a lease row that every server
 //! honours ([`Claim::Held`]).
 
+mod listing;
 pub mod postgres;
 pub mod sqlite;
 mod types;
@@ -28,6 +29,7 @@ use time::OffsetDateTime;
 use crate::Config;
 use crate::auth::{NewToken, Presented, Scopes};
 
+pub use listing::NAME_WALK_ROWS;
 pub use postgres::{Lease, PgIndex, PgOptions, SslMode};
 pub use sqlite::SqliteIndex;
 pub use types::{Cursor, ListFilter, SightingCursor, SightingPage};

@@ -169,26 +169,6 @@ pub struct KeyRow {
     pub first_seen: OffsetDateTime,
 }
 
-/// The listing query: `columns` of the assets matching every clause,
-/// newest first, one row more than `limit` (it says whether a next page exists).
-pub(crate) fn list_sql(columns: &str, clauses: &[impl AsRef<str>], limit: usize) -> String {
-    let filter = clauses
-        .iter()
-        .map(AsRef::as_ref)
-        .collect::<Vec<_>>()
-        .join(" AND ");
-    let where_sql = if filter.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {filter}")
-    };
-    format!(
-        "SELECT {columns} FROM assets a {where_sql} \
-         ORDER BY a.first_seen DESC, a.sha256 DESC LIMIT {}",
-        limit + 1
-    )
-}
-
 /// A listing page from up to `limit + 1` rows: the extra row only says
 /// that there is a next page, whose cursor is the last item kept.
 pub(crate) fn asset_page(mut items: Vec<Asset>, limit: usize) -> AssetPage {

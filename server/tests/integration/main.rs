@@ -78,6 +78,11 @@ macro_rules! index_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn name_search() {
+                index_suite::name_search($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn tools() {
                 index_suite::tools($kind).await;
             }

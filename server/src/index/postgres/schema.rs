@@ -32,11 +32,15 @@ CREATE TABLE assets (
     name         TEXT NOT NULL,
     first_seen   BIGINT NOT NULL,   -- unix nanoseconds, UTC
     last_seen    BIGINT NOT NULL,
-    uploaded_by  TEXT               -- token id, NULL = no auth
+    uploaded_by  TEXT,              -- token id, NULL = no auth
+    -- The asset's name and every distinct name its sightings ever had,
+    -- newline-separated (kept by sightings_add_name): what a name search
+    -- asks the trigram index about (index/listing.rs).
+    names        TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX assets_by_first_seen ON assets (first_seen, sha256);
 CREATE INDEX assets_by_type ON assets (content_type text_pattern_ops);
-CREATE INDEX assets_by_name ON assets USING gin (name gin_trgm_ops);
+CREATE INDEX assets_by_names ON assets USING gin (names gin_trgm_ops);
 
 CREATE TABLE sightings (
     sha256  TEXT COLLATE "C" NOT NULL REFERENCES assets (sha256) ON DELETE CASCADE,
@@ -50,7 +54,18 @@ CREATE TABLE sightings (
 );
 CREATE INDEX sightings_by_client ON sightings (client, sha256);
 CREATE INDEX sightings_by_seen ON sightings (sha256, seen_at DESC, client, path);
-CREATE INDEX sightings_by_name ON sightings USING gin (name gin_trgm_ops);
+
+-- Sightings are only ever removed with their asset, so `names` never
+-- misses a name a sighting has.
+CREATE FUNCTION asset_catalog_add_name() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE assets SET names = names || E'\n' || NEW.name WHERE sha256 = NEW.sha256
+        AND strpos(E'\n' || names || E'\n', E'\n' || NEW.name || E'\n') = 0;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER sightings_add_name AFTER INSERT OR UPDATE OF name ON sightings
+    FOR EACH ROW EXECUTE FUNCTION asset_catalog_add_name();
 
 CREATE TABLE tokens (
     id           TEXT COLLATE "C" PRIMARY KEY,

@@ -164,8 +164,8 @@ pub(super) async fn insert_asset<C: GenericClient>(
     let seen = to_nanos(a.first_seen);
     let n = client
         .execute(
-            &client.prepare_cached("INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen, uploaded_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (sha256) DO NOTHING").await?,
+            &client.prepare_cached("INSERT INTO assets (sha256, key, size, content_type, name, names, first_seen, last_seen, uploaded_by) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $6, $7) ON CONFLICT (sha256) DO NOTHING").await?,
             &[
                 &a.sha256.as_str(),
                 &a.key,

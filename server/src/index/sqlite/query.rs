@@ -10,9 +10,9 @@ use time::format_description::well_known::Rfc3339;
 
 use super::SqliteIndex;
 use crate::index::IndexError;
+use crate::index::listing::{Dialect, ListQuery, Param};
 use crate::index::types::{
-    ListFilter, SightingCursor, SightingPage, asset_page, escape_like, from_nanos, list_sql,
-    sighting_page, to_nanos,
+    ListFilter, SightingCursor, SightingPage, asset_page, from_nanos, sighting_page,
 };
 
 /// Hashes per `IN (…)` query.
@@ -98,59 +98,58 @@ impl SqliteIndex {
     pub async fn list(&self, filter: ListFilter) -> Result<AssetPage, IndexError> {
         self.read(move |conn| list_page(conn, &filter)).await
     }
+
+    /// The statements `list` may run for `filter`, in order, with their
+    /// parameters: for `EXPLAIN QUERY PLAN` in benchmarks and diagnostics.
+    pub fn list_statements(filter: &ListFilter) -> Vec<(String, Vec<Value>)> {
+        let query = ListQuery::new(filter, DIALECT);
+        let mut out = vec![(query.first(ASSET_COLUMNS), values(query.params()))];
+        if !query.complete(0) {
+            let (sql, params) = query.second(ASSET_COLUMNS);
+            out.push((sql, values(&params)));
+        }
+        out
+    }
 }
 
+/// SQLite's listing SQL: FTS5's trigram `LIKE` takes no `ESCAPE`, so it gets
+/// the pattern as typed (a superset) and the exact test runs on its rows.
+const DIALECT: Dialect = Dialect {
+    prefix: '?',
+    like: "LIKE",
+    candidates: |p| {
+        format!(
+            "SELECT * FROM assets WHERE rowid IN \
+             (SELECT rowid FROM assets_names WHERE assets_names.names LIKE {p})"
+        )
+    },
+    escaped: false,
+};
+
 fn list_page(conn: &Connection, filter: &ListFilter) -> rusqlite::Result<AssetPage> {
-    let (clauses, params) = where_clauses(filter);
-    let sql = list_sql(ASSET_COLUMNS, &clauses, filter.limit);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let items = stmt
-        .query_map(params_from_iter(params), asset_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let query = ListQuery::new(filter, DIALECT);
+    let mut items = list_rows(conn, &query.first(ASSET_COLUMNS), query.params())?;
+    if !query.complete(items.len()) {
+        let (sql, params) = query.second(ASSET_COLUMNS);
+        items = list_rows(conn, &sql, &params)?;
+    }
     Ok(asset_page(items, filter.limit))
 }
 
-fn where_clauses(filter: &ListFilter) -> (Vec<&'static str>, Vec<Value>) {
-    let mut clauses = Vec::new();
-    let mut params = Vec::new();
-    if let Some(cursor) = &filter.cursor {
-        clauses.push("(a.first_seen, a.sha256) < (?, ?)");
-        params.push(Value::Integer(cursor.first_seen));
-        params.push(Value::Text(cursor.sha256.to_string()));
-    }
-    if let Some(name) = &filter.name {
-        let pattern = format!("%{}%", escape_like(name));
-        clauses.push(
-            "(a.name LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM sightings s \
-             WHERE s.sha256 = a.sha256 AND s.name LIKE ? ESCAPE '\\'))",
-        );
-        params.push(Value::Text(pattern.clone()));
-        params.push(Value::Text(pattern));
-    }
-    if let Some(ct) = &filter.content_type {
-        if ct.ends_with('/') {
-            clauses.push("a.content_type LIKE ? ESCAPE '\\'");
-            params.push(Value::Text(format!("{}%", escape_like(ct))));
-        } else {
-            clauses.push("(a.content_type = ? OR a.content_type LIKE ? ESCAPE '\\')");
-            params.push(Value::Text(ct.clone()));
-            params.push(Value::Text(format!("{};%", escape_like(ct))));
-        }
-    }
-    if let Some(client) = &filter.client {
-        clauses
-            .push("EXISTS (SELECT 1 FROM sightings s WHERE s.sha256 = a.sha256 AND s.client = ?)");
-        params.push(Value::Text(client.clone()));
-    }
-    if let Some(since) = filter.since {
-        clauses.push("a.first_seen >= ?");
-        params.push(Value::Integer(to_nanos(since)));
-    }
-    if let Some(until) = filter.until {
-        clauses.push("a.first_seen < ?");
-        params.push(Value::Integer(to_nanos(until)));
-    }
-    (clauses, params)
+fn list_rows(conn: &Connection, sql: &str, params: &[Param]) -> rusqlite::Result<Vec<Asset>> {
+    conn.prepare_cached(sql)?
+        .query_map(params_from_iter(values(params)), asset_from_row)?
+        .collect()
+}
+
+fn values(params: &[Param]) -> Vec<Value> {
+    params
+        .iter()
+        .map(|p| match p {
+            Param::Int(n) => Value::Integer(*n),
+            Param::Text(t) => Value::Text(t.clone()),
+        })
+        .collect()
 }
 
 pub(super) fn get_asset(conn: &Connection, sha: &Sha256Hex) -> rusqlite::Result<Option<Asset>> {

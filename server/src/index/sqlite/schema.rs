@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::index::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for another's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,6 +75,40 @@ CREATE TABLE deletions (
     token      TEXT,
     deleted_at INTEGER NOT NULL     -- unix nanoseconds, UTC
 ) STRICT;
+";
+
+/// Version 4: name search through a trigram index (see `index/listing.rs`).
+/// `names` is the asset's name and every distinct name its sightings ever
+/// had, newline-separated; the triggers keep it and its FTS5 trigram index
+/// (external content: the index stores only trigrams and `assets` rowids)
+/// current for every writer. Sightings are only ever removed with their
+/// asset, so `names` never misses a name a sighting has.
+const SCHEMA_V4: &str = r"
+ALTER TABLE assets ADD COLUMN names TEXT NOT NULL DEFAULT '';
+UPDATE assets AS a SET names = (SELECT group_concat(n, char(10)) FROM
+    (SELECT a.name AS n UNION SELECT s.name FROM sightings s WHERE s.sha256 = a.sha256));
+CREATE VIRTUAL TABLE assets_names USING fts5 (
+    names, content = 'assets', content_rowid = 'rowid', tokenize = 'trigram'
+);
+INSERT INTO assets_names (assets_names) VALUES ('rebuild');
+CREATE TRIGGER assets_names_insert AFTER INSERT ON assets BEGIN
+    INSERT INTO assets_names (rowid, names) VALUES (new.rowid, new.names);
+END;
+CREATE TRIGGER assets_names_delete AFTER DELETE ON assets BEGIN
+    INSERT INTO assets_names (assets_names, rowid, names) VALUES ('delete', old.rowid, old.names);
+END;
+CREATE TRIGGER assets_names_update AFTER UPDATE OF names ON assets BEGIN
+    INSERT INTO assets_names (assets_names, rowid, names) VALUES ('delete', old.rowid, old.names);
+    INSERT INTO assets_names (rowid, names) VALUES (new.rowid, new.names);
+END;
+CREATE TRIGGER sightings_name_insert AFTER INSERT ON sightings BEGIN
+    UPDATE assets SET names = names || char(10) || new.name WHERE sha256 = new.sha256
+        AND instr(char(10) || names || char(10), char(10) || new.name || char(10)) = 0;
+END;
+CREATE TRIGGER sightings_name_update AFTER UPDATE OF name ON sightings BEGIN
+    UPDATE assets SET names = names || char(10) || new.name WHERE sha256 = new.sha256
+        AND instr(char(10) || names || char(10), char(10) || new.name || char(10)) = 0;
+END;
 ";
 
 /// Open the writer connection, creating the file and migrating the schema.
@@ -142,6 +176,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
     if version < 3 {
         tx.execute_batch(SCHEMA_V3).map_err(sqlite)?;
     }
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4).map_err(sqlite)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(sqlite)?;
     tx.commit().map_err(sqlite)
@@ -179,6 +216,57 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("reindex"), "{err}");
+    }
+
+    #[test]
+    fn version_4_fills_names_and_their_index_from_a_version_3_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.sqlite3");
+        let v3 = Connection::open(&path).expect("create");
+        v3.execute_batch(&format!(
+            "{SCHEMA_V1}{SCHEMA_V2}{SCHEMA_V3}PRAGMA user_version = 3;"
+        ))
+        .expect("v3");
+        v3.execute_batch(
+            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen)
+                 VALUES ('aa', 'aa.jpg', 1, 'image/jpeg', 'IMG_1.jpg', 1, 1);
+             INSERT INTO sightings (sha256, client, path, name, seen_at) VALUES
+                 ('aa', 'laptop', '/p/IMG_1.jpg', 'IMG_1.jpg', 1),
+                 ('aa', 'desk', '/q/Kestrel.jpg', 'Kestrel.jpg', 2);",
+        )
+        .expect("rows");
+        drop(v3);
+        let conn = open_writer(&path).expect("migrate");
+        let names: String = conn
+            .query_row("SELECT names FROM assets", [], |r| r.get(0))
+            .expect("names");
+        let mut names: Vec<&str> = names.split('\n').collect();
+        names.sort_unstable();
+        assert_eq!(names, ["IMG_1.jpg", "Kestrel.jpg"], "each name once");
+        let found = |pattern: &str| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM assets_names WHERE assets_names.names LIKE ?",
+                [pattern],
+                |r| r.get(0),
+            )
+            .expect("search")
+        };
+        assert_eq!(
+            found("%kestrel%"),
+            1,
+            "the trigram index was built from the old rows"
+        );
+        conn.execute(
+            "INSERT INTO sightings (sha256, client, path, name, seen_at) \
+             VALUES ('aa', 'nas', '/n/osprey.jpg', 'osprey.jpg', 3)",
+            [],
+        )
+        .expect("new sighting");
+        assert_eq!(
+            found("%OSPREY%"),
+            1,
+            "a new sighting's name reaches the index"
+        );
     }
 
     #[test]

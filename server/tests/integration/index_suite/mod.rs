@@ -1,13 +1,15 @@
 //! One conformance suite for the index interface, run over both backends:
 //! SQLite in a temp dir and a private PostgreSQL 15 cluster (testkit). Every
 //! case talks only to `Index`, so a behaviour that differs between the two
-//! fails here. The cases: `records` (assets, sightings, listing, tokens)
-//! and `tools` (rebuild, export, fsck's calls, coordination).
+//! fails here. The cases: `records` (assets, sightings, listing, tokens),
+//! `search` (the name search past the newest-first walk) and `tools` (rebuild, export, fsck's calls, coordination).
 
 mod records;
+mod search;
 mod tools;
 
 pub use records::{assets_and_sightings, listing, tokens};
+pub use search::name_search;
 pub use tools::{coordination, tools};
 
 use std::time::Duration;
