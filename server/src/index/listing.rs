@@ -170,8 +170,10 @@ impl ListQuery {
         params.push(Param::Text(pattern));
         let p = format!("{}{}", self.dialect.prefix, params.len());
         let all: Vec<&String> = self.bounds.iter().chain(&self.filters).collect();
+        // Sorted and cut to a page before `columns` (a subquery per row) are
+        // computed: SQLite would compute them for every candidate.
         let sql = format!(
-            "SELECT {columns} FROM ({}) a {} {ORDER} LIMIT {}",
+            "SELECT {columns} FROM (SELECT * FROM ({}) a {} {ORDER} LIMIT {}) a {ORDER}",
             (self.dialect.candidates)(&p),
             where_sql(&all),
             self.limit + 1
@@ -252,7 +254,7 @@ mod tests {
         let (second, params) = q.second("a.sha256");
         assert!(
             second.starts_with(
-                "SELECT a.sha256 FROM (SELECT * FROM assets WHERE names ILIKE $4) a \
+                "SELECT a.sha256 FROM (SELECT * FROM (SELECT * FROM assets WHERE names ILIKE $4) a \
                  WHERE (a.first_seen, a.sha256) < ($1, $2) AND a.names ILIKE $3"
             ),
             "{second}"
