@@ -25,7 +25,7 @@ fi
 
 echo "==> building (first build takes a few minutes)"
 cargo build --bins --quiet
-bin="$repo/target/debug"
+bin="${CARGO_TARGET_DIR:-$repo/target}/debug"
 
 mkdir -p "$dev/state" "$watch_dir"
 cat > "$dev/server.toml" <<TOML
