@@ -138,17 +138,16 @@ impl ListQuery {
     pub(crate) fn first(&self, columns: &str) -> String {
         let fetch = self.limit + 1;
         if self.name.is_none() {
-            let all: Vec<&String> = self.bounds.iter().chain(&self.filters).collect();
             return format!(
                 "SELECT {columns} FROM assets a {} {ORDER} LIMIT {fetch}",
-                where_sql(&all)
+                where_sql(self.bounds.iter().chain(&self.filters))
             );
         }
         format!(
             "SELECT {columns} FROM (SELECT * FROM assets a {} {ORDER} LIMIT {NAME_WALK_ROWS}) a \
              {} {ORDER} LIMIT {fetch}",
-            where_sql(&self.bounds.iter().collect::<Vec<_>>()),
-            where_sql(&self.filters.iter().collect::<Vec<_>>()),
+            where_sql(&self.bounds),
+            where_sql(&self.filters),
         )
     }
 
@@ -169,24 +168,23 @@ impl ListQuery {
         let mut params = self.params.clone();
         params.push(Param::Text(pattern));
         let p = format!("{}{}", self.dialect.prefix, params.len());
-        let all: Vec<&String> = self.bounds.iter().chain(&self.filters).collect();
         // Sorted and cut to a page before `columns` (a subquery per row) are
         // computed: SQLite would compute them for every candidate.
         let sql = format!(
             "SELECT {columns} FROM (SELECT * FROM ({}) a {} {ORDER} LIMIT {}) a {ORDER}",
             (self.dialect.candidates)(&p),
-            where_sql(&all),
+            where_sql(self.bounds.iter().chain(&self.filters)),
             self.limit + 1
         );
         (sql, params)
     }
 }
 
-fn where_sql(clauses: &[&String]) -> String {
-    if clauses.is_empty() {
+fn where_sql<'a>(clauses: impl IntoIterator<Item = &'a String>) -> String {
+    let joined: Vec<&str> = clauses.into_iter().map(String::as_str).collect();
+    if joined.is_empty() {
         return String::new();
     }
-    let joined: Vec<&str> = clauses.iter().map(|c| c.as_str()).collect();
     format!("WHERE {}", joined.join(" AND "))
 }
 

@@ -133,17 +133,15 @@ async fn list_rows(
     sql: &str,
     params: &[Param],
 ) -> Result<Vec<Asset>, PgFail> {
-    let boxed: Vec<Box<dyn ToSql + Sync + Send>> = params
+    let refs: Vec<&(dyn ToSql + Sync)> = params
         .iter()
-        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+        .map(|p| -> &(dyn ToSql + Sync) {
             match p {
-                Param::Int(n) => Box::new(*n),
-                Param::Text(t) => Box::new(t.clone()),
+                Param::Int(n) => n,
+                Param::Text(t) => t,
             }
         })
         .collect();
-    let refs: Vec<&(dyn ToSql + Sync)> =
-        boxed.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
     let rows = client.query(sql, &refs).await?;
     rows.iter().map(asset_from_row).collect()
 }
