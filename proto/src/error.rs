@@ -25,6 +25,9 @@ pub enum ErrorCode {
     RangeNotSatisfiable,
     /// Unknown asset.
     NotFound,
+    /// The asset has no thumbnail (not an image, not made yet, or its
+    /// image could not be decoded).
+    NoThumbnail,
     /// No route for this path.
     RouteNotFound,
     /// Route exists, method does not.
@@ -76,6 +79,7 @@ impl ErrorCode {
             Self::TooManyHashes => "too_many_hashes",
             Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::NotFound => "not_found",
+            Self::NoThumbnail => "no_thumbnail",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -125,6 +129,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::TooManySightings,
             ErrorCode::WrongClient,
+            ErrorCode::NoThumbnail,
         ] {
             let json = serde_json::to_string(&code).expect("serialize");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

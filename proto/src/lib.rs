@@ -15,8 +15,8 @@ pub use headers::{
     HEADER_CLIENT, HEADER_MTIME, HEADER_NAME, HEADER_PATH, decode_header_text, encode_header_text,
 };
 pub use model::{
-    Asset, AssetDetail, AssetPage, CheckRequest, CheckResponse, MAX_CHECK_BATCH, NewSighting,
-    Sighting, UploadResponse,
+    Asset, AssetDetail, AssetPage, CheckRequest, CheckResponse, Gps, Integrity, MAX_CHECK_BATCH,
+    Media, MediaKind, NewSighting, Sighting, UploadResponse,
 };
 pub use text::misleads_when_shown;
 

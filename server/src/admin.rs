@@ -51,6 +51,9 @@ pub struct ReindexReport {
     pub duplicates: u64,
     /// Keys this server did not write (ignored).
     pub foreign: u64,
+    /// Thumbnail objects found (kept: the thumbnail jobs the new rows get
+    /// use them instead of decoding the image again).
+    pub thumbnails: u64,
     /// Where an unreadable index was moved, if it was.
     pub moved_aside: Option<PathBuf>,
 }
@@ -72,10 +75,12 @@ pub async fn reindex_with(storage: &Storage, index: &Index) -> Result<ReindexRep
     let Listing {
         objects,
         sidecars,
+        thumbnails,
         foreign,
     } = list_bucket(storage).await?;
     let mut report = ReindexReport {
         foreign,
+        thumbnails: thumbnails.values().map(|k| k.len() as u64).sum(),
         ..ReindexReport::default()
     };
     let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -116,6 +121,8 @@ pub(crate) struct Listing {
     pub(crate) objects: BTreeMap<Sha256Hex, Vec<ObjectMeta>>,
     /// Hashes with a sidecar.
     pub(crate) sidecars: BTreeSet<Sha256Hex>,
+    /// Thumbnail keys by the hash they show.
+    pub(crate) thumbnails: BTreeMap<Sha256Hex, Vec<String>>,
     /// Keys this server did not write.
     pub(crate) foreign: u64,
 }
@@ -130,6 +137,11 @@ pub(crate) async fn list_bucket(storage: &Storage) -> Result<Listing, StorageErr
             KeyKind::Sidecar(sha) => {
                 listing.sidecars.insert(sha);
             }
+            KeyKind::Thumbnail(sha) => listing
+                .thumbnails
+                .entry(sha)
+                .or_default()
+                .push(meta.location.to_string()),
             KeyKind::Foreign => listing.foreign += 1,
         }
     }
@@ -212,6 +224,7 @@ fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], found: Option<Found>) -> Re
         });
         let asset = NewAsset {
             uploaded_by: None,
+            verified_at: None,
             sha256: sha.clone(),
             key,
             size,
@@ -233,6 +246,7 @@ fn record_for(sha: &Sha256Hex, metas: &[ObjectMeta], found: Option<Found>) -> Re
         OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let asset = NewAsset {
         uploaded_by: None,
+        verified_at: None,
         sha256: sha.clone(),
         name: key.clone(),
         key,

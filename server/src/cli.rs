@@ -1,6 +1,6 @@
 //! Command line: `asset-catalog-server [--config FILE] [COMMAND]` with
 //! `serve` (the default), `check-config`, `reindex`, `export-index [FILE]`,
-//! `fsck [--repair]`, `token …`, and the hidden `generate-docs --out DIR` that writes the man page and
+//! `fsck [--repair]`, `token …`, `jobs …`, `scrub [--now]`, and the hidden `generate-docs --out DIR` that writes the man page and
 //! shell completions at package build time.
 
 use std::path::{Path, PathBuf};
@@ -73,6 +73,12 @@ pub enum Command {
     /// Create, list and revoke bearer tokens (works while the server runs)
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Background jobs: counts, failures, retries (works while servers run)
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Re-read stored content and compare it with its hash
+    #[command(long_about = SCRUB_ABOUT)]
+    Scrub(ScrubArgs),
     /// Write the man page and shell completions (used when packaging)
     #[command(hide = true)]
     GenerateDocs {
@@ -80,6 +86,56 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+/// `jobs …`: operates on the index database directly.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Jobs by kind and state, and how many assets are due for scrub
+    Status,
+    /// Failed jobs with their errors, latest first
+    Failed {
+        /// Show at most this many
+        #[arg(long, default_value_t = 50, value_name = "N")]
+        limit: usize,
+    },
+    /// Queue failed jobs again with fresh attempts
+    Retry {
+        /// Job ids from `jobs failed`
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        ids: Vec<i64>,
+        /// Every failed job
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+const SCRUB_ABOUT: &str = "\
+Re-read stored content, hash it and compare the hash with the asset's key. What is
+found is recorded as the background scrub records it (the asset's integrity and
+verification time, shown in the API); nothing is ever deleted or changed in the bucket.
+
+With --now: scrub the named assets (every asset when none is named) here and now,
+print one line per asset, and exit 0 when all are whole, 1 when one is corrupt,
+missing or unknown, 2 when it could not check. Without --now: queue scrubs of the
+named assets for the running servers' jobs.";
+
+/// Options of `scrub`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScrubArgs {
+    /// Scrub here and now instead of queueing jobs for the servers
+    #[arg(long)]
+    pub now: bool,
+    /// Read at most this many bytes per second, e.g. 50MiB (with --now; default: unthrottled)
+    #[arg(long, value_name = "SIZE", requires = "now")]
+    pub rate: Option<bytesize::ByteSize>,
+    /// SHA-256 of the assets (with --now, none means every asset)
+    #[arg(value_name = "SHA256", required_unless_present = "now")]
+    pub hashes: Vec<String>,
 }
 
 /// `token …`: operates on the index database directly.

@@ -75,7 +75,9 @@ impl ResponseError for ApiError {
             ErrorCode::HashMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::PayloadTooLarge | ErrorCode::TooManyHashes => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            ErrorCode::NotFound | ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NotFound | ErrorCode::RouteNotFound | ErrorCode::NoThumbnail => {
+                StatusCode::NOT_FOUND
+            }
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -155,6 +157,9 @@ impl From<ServiceError> for ApiError {
                 Self::new(ErrorCode::TooManyHashes, e.to_string())
             }
             e @ ServiceError::NotFound(_) => Self::new(ErrorCode::NotFound, e.to_string()),
+            e @ ServiceError::NoThumbnail { .. } => {
+                Self::new(ErrorCode::NoThumbnail, e.to_string())
+            }
             ServiceError::RangeNotSatisfiable { size } => Self {
                 range_size: Some(size),
                 ..Self::new(

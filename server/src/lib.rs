@@ -12,6 +12,7 @@ pub mod error;
 pub mod fsck;
 pub mod http;
 pub mod index;
+pub mod jobs;
 pub mod logging;
 pub mod metrics;
 pub mod notify;

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use asset_catalog_server::cli::{self, Cli, Command, FsckArgs, ServeArgs, TokenCommand};
+use asset_catalog_server::cli::{
+    self, Cli, Command, FsckArgs, JobsCommand, ScrubArgs, ServeArgs, TokenCommand,
+};
 use asset_catalog_server::config::{Config, ConfigSource, DEFAULT_CONFIG_PATH};
 use asset_catalog_server::fsck::{FsckOptions, FsckReport};
 use asset_catalog_server::{admin, fsck, logging, token_admin};
@@ -22,6 +24,8 @@ fn main() -> ExitCode {
         Some(Command::ExportIndex { ref file }) => export_index(&cli, file),
         Some(Command::Fsck(ref args)) => return fsck(&cli, args),
         Some(Command::Token(ref command)) => token(&cli, command),
+        Some(Command::Jobs(ref command)) => jobs(&cli, command),
+        Some(Command::Scrub(ref args)) => return scrub(&cli, args),
         Some(Command::Serve(ref args)) => serve(&cli, args),
         None => serve(&cli, &ServeArgs::default()),
     };
@@ -128,11 +132,12 @@ fn reindex(cli: &Cli) -> Result<()> {
         println!("moved the unreadable index to {}", aside.display());
     }
     println!(
-        "reindexed {} assets into {} ({} with their stored description, {} duplicate copies, {} foreign keys ignored)",
+        "reindexed {} assets into {} ({} with their stored description, {} duplicate copies, {} thumbnails kept, {} foreign keys ignored)",
         report.assets,
         config.index_path().display(),
         report.described,
         report.duplicates,
+        report.thumbnails,
         report.foreign
     );
     Ok(())
@@ -187,15 +192,7 @@ fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {
     use asset_catalog_server::index::TokenLimits;
     let (config, _) = load(cli)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let fmt_time = |t: time::OffsetDateTime| {
-        t.replace_nanosecond(0)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_default()
-    };
+    let fmt_time = rfc3339;
     match command {
         TokenCommand::Create {
             name,
@@ -244,6 +241,118 @@ fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn jobs(cli: &Cli, command: &JobsCommand) -> Result<()> {
+    use asset_catalog_server::index::jobs::RetrySelection;
+    use asset_catalog_server::jobs::admin;
+    let (config, _) = load(cli)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    match command {
+        JobsCommand::Status => {
+            let (counts, due) = runtime.block_on(admin::status(&config))?;
+            println!("{:<10}  {:<8}  {:>10}  OLDEST", "KIND", "STATE", "JOBS");
+            for c in &counts {
+                println!(
+                    "{:<10}  {:<8}  {:>10}  {}",
+                    c.kind,
+                    c.state,
+                    c.count,
+                    rfc3339(c.oldest)
+                );
+            }
+            println!("{}", asset_catalog_server::jobs::backlog(&counts, due));
+        }
+        JobsCommand::Failed { limit } => {
+            let failed = runtime.block_on(admin::failed(&config, *limit))?;
+            if failed.is_empty() {
+                println!("no failed jobs");
+            }
+            for f in failed {
+                println!(
+                    "{}  {}  {}  failed {} after {} attempts: {}",
+                    f.id,
+                    f.kind,
+                    f.sha256,
+                    rfc3339(f.failed_at),
+                    f.attempts,
+                    f.error
+                );
+            }
+        }
+        JobsCommand::Retry { ids, all } => {
+            let which = if *all {
+                RetrySelection::All
+            } else {
+                RetrySelection::Ids(ids.clone())
+            };
+            let n = runtime.block_on(admin::retry(&config, which))?;
+            println!("queued {n} failed jobs again");
+        }
+    }
+    Ok(())
+}
+
+/// `scrub`: with `--now` 0 when every asset is whole, 1 when one is not
+/// (or unknown), 2 when it could not check.
+fn scrub(cli: &Cli, args: &ScrubArgs) -> ExitCode {
+    match run_scrub(cli, args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_scrub(cli: &Cli, args: &ScrubArgs) -> Result<bool> {
+    use asset_catalog_server::jobs::admin;
+    let (config, _) = load(cli)?;
+    let hashes = args
+        .hashes
+        .iter()
+        .map(|h| h.parse().map_err(|e| anyhow::anyhow!("{h:?}: {e}")))
+        .collect::<Result<Vec<asset_catalog_proto::Sha256Hex>>>()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    if !args.now {
+        let n = runtime.block_on(admin::queue_scrubs(&config, hashes.clone()))?;
+        println!(
+            "queued {n} scrubs ({} were queued already); the servers' jobs run them",
+            hashes.len() as u64 - n
+        );
+        return Ok(true);
+    }
+    let rate = args.rate.map_or(0, |r| r.as_u64());
+    let report = runtime.block_on(admin::scrub_now(&config, hashes, rate, |sha, found| {
+        let what = found.map_or("unknown: not in the index", |i| i.as_str());
+        println!("{sha}  {what}");
+    }))?;
+    println!(
+        "{}: {} checked, {} ok, {} corrupt, {} missing, {} unknown",
+        if report.clean() {
+            "clean"
+        } else {
+            "problems found"
+        },
+        report.checked,
+        report.ok,
+        report.corrupt.len(),
+        report.missing.len(),
+        report.unknown.len()
+    );
+    Ok(report.clean())
+}
+
+/// A time as RFC 3339, to the second.
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn generate_docs(out: &std::path::Path) -> Result<()> {

@@ -55,6 +55,8 @@ pub struct Metrics {
     errors: Family<CodeLabels, Counter>,
     requests: Family<RequestLabels, Histogram>,
     readiness_probes: Counter,
+    /// The background jobs' metrics.
+    pub jobs: crate::jobs::JobMetrics,
 }
 
 fn latency_histogram() -> Histogram {
@@ -107,7 +109,9 @@ impl Metrics {
             "Readiness probes of storage and index run (each answers /readyz for about a second)",
             readiness_probes.clone(),
         );
+        let jobs = crate::jobs::JobMetrics::register(&mut registry);
         Self {
+            jobs,
             readiness_probes,
             registry,
             uploads,

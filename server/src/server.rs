@@ -47,6 +47,8 @@ pub enum ServeError {
     Serve(#[source] std::io::Error),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("cannot start the background jobs' threads: {0}")]
+    Jobs(#[source] std::io::Error),
 }
 
 /// Serve with the storage the configuration names.
@@ -107,6 +109,8 @@ pub async fn run_with_storage(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, storage = %catalog.storage().describe(), index = %catalog.index().describe(), "listening");
     let handle = server.handle();
+    let jobs = crate::jobs::Jobs::start(&catalog, &config.jobs, format!("serving on {addr}"))
+        .map_err(ServeError::Jobs)?;
     let ready = tokio::spawn(announce_ready(catalog.clone(), addr));
     let plain = tls.is_none();
     let watchdog = notify::watchdog_interval()
@@ -124,6 +128,9 @@ pub async fn run_with_storage(
     reloader.abort();
     if let Some(w) = watchdog {
         w.abort();
+    }
+    if let Some(jobs) = jobs {
+        jobs.stop().await;
     }
     tracing::info!("stopped");
     result

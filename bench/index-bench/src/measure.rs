@@ -364,6 +364,7 @@ fn new_upload(tag: &str, task: usize, n: u64) -> (NewAsset, SightingRecord) {
         name: name.clone(),
         first_seen: now,
         uploaded_by: None,
+        verified_at: None,
     };
     let sighting = SightingRecord {
         client: client.into(),

@@ -9,6 +9,7 @@
 //! `#[serde(deny_unknown_fields, default)]`, a field here, a `validate_*`
 //! function in [`validate`]. Environment overrides pick it up automatically.
 
+mod jobs;
 mod load;
 mod secret;
 mod tls_file;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use jobs::{DEFAULT_SCRUB_BYTES_PER_SEC, JobsConfig};
 pub use load::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX};
 pub use secret::{SecretError, SecretString};
 pub use tls_file::{TLS_CREDENTIAL_PREFIX, TLS_DIR, TlsFile};
@@ -49,6 +51,7 @@ pub struct Config {
     pub log: LogConfig,
     pub metrics: MetricsConfig,
     pub auth: AuthConfig,
+    pub jobs: JobsConfig,
     /// Facts from the process environment that are not configuration keys
     /// (`$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY`). Filled by the loader;
     /// tests set them directly instead of touching the real environment.

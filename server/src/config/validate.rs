@@ -15,6 +15,7 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     validate_server(config, &mut out);
     validate_storage(config, &mut out);
     validate_log(config, &mut out);
+    super::jobs::validate(&config.jobs, &mut out);
     validate_exposure(config, &mut out);
     out
 }

@@ -218,6 +218,7 @@ pub async fn fsck_with(
     let Listing {
         mut objects,
         sidecars,
+        thumbnails: _,
         foreign,
     } = list_bucket(storage).await?;
     let listed = objects.values().map(|v| v.len() as u64).sum();

@@ -4,7 +4,7 @@
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use asset_catalog_proto::ErrorCode;
+use asset_catalog_proto::{ErrorCode, Integrity, MediaKind};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -29,8 +29,60 @@ pub(super) struct ListQuery {
     client: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    kind: Option<String>,
+    taken_since: Option<String>,
+    taken_until: Option<String>,
+    integrity: Option<String>,
     cursor: Option<String>,
     limit: Option<usize>,
+}
+
+impl ListQuery {
+    /// The filter this query asks for; empty parameters mean no filter.
+    fn into_filter(self) -> Result<ListFilter, ApiError> {
+        let bad = |msg: String| ApiError::new(ErrorCode::BadRequest, msg);
+        // An empty `cursor=` means the first page, as an empty filter means none.
+        let cursor = self
+            .cursor
+            .filter(|c| !c.is_empty())
+            .map(|c| {
+                Cursor::decode(&c).ok_or_else(|| bad("cursor is not one this server issued".into()))
+            })
+            .transpose()?;
+        let kind = self
+            .kind
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                MediaKind::parse(&k).ok_or_else(|| {
+                    bad(format!(
+                        "kind={k:?} is not one of image, video, audio, document, other"
+                    ))
+                })
+            })
+            .transpose()?;
+        let integrity = match self.integrity.as_deref().unwrap_or_default() {
+            "" => Vec::new(),
+            "problem" => vec![Integrity::Corrupt, Integrity::Missing],
+            other => vec![Integrity::parse(other).ok_or_else(|| {
+                bad(format!(
+                    "integrity={other:?} is not one of ok, unverified, corrupt, missing, problem"
+                ))
+            })?],
+        };
+        Ok(ListFilter {
+            name: self.name.filter(|n| !n.is_empty()),
+            content_type: self.content_type.filter(|c| !c.is_empty()),
+            client: self.client.filter(|c| !c.is_empty()),
+            since: time_param("since", self.since)?,
+            until: time_param("until", self.until)?,
+            kind,
+            taken_since: time_param("taken_since", self.taken_since)?,
+            taken_until: time_param("taken_until", self.taken_until)?,
+            integrity,
+            cursor,
+            limit: self.limit.unwrap_or(DEFAULT_PAGE),
+        })
+    }
 }
 
 /// Body of `POST /v1/assets/check`: hashes as strings so a bad one is
@@ -58,29 +110,7 @@ pub(super) async fn list(
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
-    // An empty `cursor=` means the first page, as an empty filter means none.
-    let cursor = q
-        .cursor
-        .filter(|c| !c.is_empty())
-        .map(|c| {
-            Cursor::decode(&c).ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::BadRequest,
-                    "cursor is not one this server issued",
-                )
-            })
-        })
-        .transpose()?;
-    let filter = ListFilter {
-        name: q.name.filter(|n| !n.is_empty()),
-        content_type: q.content_type.filter(|c| !c.is_empty()),
-        client: q.client.filter(|c| !c.is_empty()),
-        since: time_param("since", q.since)?,
-        until: time_param("until", q.until)?,
-        cursor,
-        limit: q.limit.unwrap_or(DEFAULT_PAGE),
-    };
+    let filter = query.into_inner().into_filter()?;
     Ok(HttpResponse::Ok().json(state.catalog.list(filter).await?))
 }
 

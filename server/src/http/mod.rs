@@ -14,6 +14,7 @@ mod openapi;
 mod pace;
 mod request;
 mod sightings;
+mod thumbnail;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,10 +107,11 @@ const CHECK: Route = ("/v1/assets/check", "POST");
 const ASSET: Route = ("/v1/assets/{sha256}", "GET, HEAD, PUT, DELETE");
 const CONTENT: Route = ("/v1/assets/{sha256}/content", "GET, HEAD");
 const SIGHTINGS: Route = ("/v1/assets/{sha256}/sightings", "POST");
+const THUMBNAIL: Route = ("/v1/assets/{sha256}/thumbnail", "GET, HEAD");
 
 /// Every route [`routes`] registers; the OpenAPI test holds the document to it.
-pub const ROUTES: [Route; 9] = [
-    HEALTHZ, READYZ, METRICS, OPENAPI, ASSETS, CHECK, ASSET, CONTENT, SIGHTINGS,
+pub const ROUTES: [Route; 10] = [
+    HEALTHZ, READYZ, METRICS, OPENAPI, ASSETS, CHECK, ASSET, CONTENT, SIGHTINGS, THUMBNAIL,
 ];
 
 /// Routes, extractor configuration and fallbacks.
@@ -144,6 +146,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::head().to(content::get)),
     )
     .service(resource(SIGHTINGS).route(web::post().to(sightings::post)))
+    .service(
+        resource(THUMBNAIL)
+            .route(web::get().to(thumbnail::get))
+            .route(web::head().to(thumbnail::get)),
+    )
     .default_service(web::to(errors::route_not_found));
 }
 

@@ -57,7 +57,7 @@ pub(crate) struct ListQuery {
     dialect: Dialect,
     /// Where the walk starts and ends (cursor, `until`, `since`).
     bounds: Vec<String>,
-    /// Everything else (name, type, client).
+    /// Everything else (name, type, client, what the jobs found).
     filters: Vec<String>,
     params: Vec<Param>,
     /// The name searched for, if any.
@@ -112,6 +112,27 @@ impl ListQuery {
                     "(a.content_type = {exact} OR a.content_type LIKE {with} ESCAPE '\\')"
                 ));
             }
+        }
+        if let Some(kind) = filter.kind {
+            let k = q.bind(Param::Text(kind.as_str().into()));
+            q.filters.push(format!("a.kind = {k}"));
+        }
+        if let Some(since) = filter.taken_since {
+            let at = q.bind(Param::Int(to_nanos(since)));
+            q.filters.push(format!("a.taken_at >= {at}"));
+        }
+        if let Some(until) = filter.taken_until {
+            let at = q.bind(Param::Int(to_nanos(until)));
+            q.filters.push(format!("a.taken_at < {at}"));
+        }
+        if !filter.integrity.is_empty() {
+            let marks: Vec<String> = filter
+                .integrity
+                .iter()
+                .map(|i| q.bind(Param::Text(i.as_str().into())))
+                .collect();
+            q.filters
+                .push(format!("a.integrity IN ({})", marks.join(", ")));
         }
         if let Some(client) = &filter.client {
             let c = q.bind(Param::Text(client.clone()));

@@ -15,6 +15,17 @@
 //! ([`Claim::Local`]); PostgreSQL hands out a lease row that every server
 //! honours ([`Claim::Held`]).
 
+/// Call the same method on whichever backend this is.
+macro_rules! each {
+    ($self:ident, $i:ident => $call:expr) => {
+        match $self {
+            Index::Sqlite($i) => $call,
+            Index::Postgres($i) => $call,
+        }
+    };
+}
+
+pub mod jobs;
 mod listing;
 pub mod postgres;
 pub mod sqlite;
@@ -131,16 +142,6 @@ pub enum ExportItem {
 pub enum Index {
     Sqlite(SqliteIndex),
     Postgres(PgIndex),
-}
-
-/// Call the same method on whichever backend this is.
-macro_rules! each {
-    ($self:ident, $i:ident => $call:expr) => {
-        match $self {
-            Index::Sqlite($i) => $call,
-            Index::Postgres($i) => $call,
-        }
-    };
 }
 
 impl Index {

@@ -2,7 +2,7 @@
 //! what a write records, what a listing asks for, what a token check says,
 //! and the opaque cursors handed to clients.
 
-use asset_catalog_proto::{Asset, AssetPage, Sha256Hex, Sighting};
+use asset_catalog_proto::{Asset, AssetPage, Integrity, Media, MediaKind, Sha256Hex, Sighting};
 use time::OffsetDateTime;
 
 use crate::auth::Scopes;
@@ -69,6 +69,14 @@ pub struct ListFilter {
     pub since: Option<OffsetDateTime>,
     /// First seen before.
     pub until: Option<OffsetDateTime>,
+    /// What the metadata job found it is.
+    pub kind: Option<MediaKind>,
+    /// Taken (EXIF capture time) at or after.
+    pub taken_since: Option<OffsetDateTime>,
+    /// Taken before.
+    pub taken_until: Option<OffsetDateTime>,
+    /// Any of these integrity states (empty: any).
+    pub integrity: Vec<Integrity>,
     pub cursor: Option<Cursor>,
     /// Page size (the service bounds it).
     pub limit: usize,
@@ -85,6 +93,9 @@ pub struct NewAsset {
     pub first_seen: OffsetDateTime,
     /// Token id of the upload that stored it.
     pub uploaded_by: Option<String>,
+    /// When its bytes were hashed and matched the key (an upload's are);
+    /// `None` for content indexed without reading it (`reindex`).
+    pub verified_at: Option<OffsetDateTime>,
 }
 
 /// One place a client saw the content.
@@ -100,7 +111,7 @@ pub struct SightingRecord {
 }
 
 /// What [`Index::insert`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Inserted {
     pub asset: Asset,
     /// This call stored the asset row (false: it was already there).
@@ -167,6 +178,39 @@ pub struct KeyRow {
     pub key: String,
     pub size: u64,
     pub first_seen: OffsetDateTime,
+}
+
+/// The columns background jobs fill, as both backends store them.
+#[derive(Debug)]
+pub(crate) struct JobColumns {
+    /// [`Media`] as JSON.
+    pub media: Option<String>,
+    /// The thumbnails' extension; '' when none can exist.
+    pub thumbnail: Option<String>,
+    pub integrity: String,
+    /// Unix nanoseconds; 0 = never.
+    pub verified_at: i64,
+}
+
+/// [`JobColumns`] as the API shows them.
+#[derive(Debug)]
+pub(crate) struct JobFields {
+    pub media: Option<Media>,
+    pub thumbnail: Option<bool>,
+    pub integrity: Integrity,
+    pub verified_at: Option<OffsetDateTime>,
+}
+
+impl JobColumns {
+    /// Unreadable values (a newer server's) read as unknown, never as an error.
+    pub(crate) fn decode(self) -> JobFields {
+        JobFields {
+            media: self.media.and_then(|json| serde_json::from_str(&json).ok()),
+            thumbnail: self.thumbnail.map(|ext| !ext.is_empty()),
+            integrity: Integrity::parse(&self.integrity).unwrap_or_default(),
+            verified_at: (self.verified_at > 0).then(|| from_nanos(self.verified_at)),
+        }
+    }
 }
 
 /// A listing page from up to `limit + 1` rows: the extra row only says

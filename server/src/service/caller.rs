@@ -84,7 +84,8 @@ impl Caller {
 
     /// `asset` as this caller may see it. Without `read`, an answer says only
     /// that the content exists: name and type are the ones this request sent,
-    /// both times are `now`, the sighting count is 0 (not disclosed).
+    /// both times are `now`, the sighting count is 0 and what the jobs
+    /// learned is absent (not disclosed).
     pub fn shown(&self, asset: Asset, meta: &UploadMeta, now: OffsetDateTime) -> Asset {
         if self.may_read() {
             return asset;
@@ -95,6 +96,8 @@ impl Caller {
             first_seen: now,
             last_seen: now,
             sighting_count: 0,
+            media: None,
+            thumbnail: None,
             ..asset
         }
     }
@@ -153,6 +156,10 @@ mod tests {
             first_seen: t,
             last_seen: t,
             sighting_count: 7,
+            media: None,
+            thumbnail: Some(true),
+            integrity: asset_catalog_proto::Integrity::Ok,
+            verified_at: Some(t),
         };
         let shown = bound("laptop", vec![Scope::Upload]).shown(asset.clone(), &meta("laptop"), now);
         assert_eq!(

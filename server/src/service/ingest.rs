@@ -67,6 +67,7 @@ impl Catalog {
             name: description.name,
             first_seen: description.first_seen,
             uploaded_by: caller.token_id().map(str::to_owned),
+            verified_at: Some(description.first_seen),
         };
         let record = sighting(caller, &meta, description.first_seen);
         let cap = self.inner.limits.max_sightings;
@@ -241,10 +242,19 @@ impl Catalog {
     pub async fn delete(&self, caller: &Caller, sha: &Sha256Hex) -> Result<(), ServiceError> {
         let _guard = self.lock(sha, Purpose::Other).await?;
         let asset = self.asset(sha).await?;
+        let thumbnails = self.inner.index.thumbnail_ext(sha).await?;
         self.inner.storage.delete(&asset.key).await?;
         self.inner.index.delete(sha, caller.token_id()).await?;
         if let Err(e) = self.inner.storage.delete(&keys::sidecar_key(sha)).await {
             tracing::warn!(asset.sha256 = %sha, error = %e, "deleting the sidecar failed; it is ignored by reindex");
+        }
+        if let Some(ext) = thumbnails {
+            for size in asset_catalog_media::THUMBNAIL_SIZES {
+                let key = keys::thumbnail_key(sha, size, &ext);
+                if let Err(e) = self.inner.storage.delete(&key).await {
+                    tracing::warn!(asset.sha256 = %sha, key, error = %e, "deleting a thumbnail failed; `fsck` reports it");
+                }
+            }
         }
         tracing::info!(asset.sha256 = %sha, asset.size = asset.size, token.id = caller.log_id(), "deleted");
         Ok(())

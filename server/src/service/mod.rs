@@ -11,6 +11,7 @@ pub mod meta;
 mod quota;
 mod ready;
 mod spool;
+mod thumbnail;
 mod upload;
 
 use std::ops::Range;
@@ -34,6 +35,7 @@ pub use meta::{RawMeta, UploadMeta};
 pub use quota::Quotas;
 pub use ready::{READY_TIMEOUT, Readiness, ReadyCache};
 pub use spool::Spooled;
+pub use thumbnail::Thumbnail;
 pub use upload::{BodyError, SMALL_BODY_MAX};
 
 /// Default and largest page size of `GET /v1/assets`.
@@ -60,6 +62,8 @@ pub enum ServiceError {
     TooManyHashes { got: usize, max: usize },
     #[error("no asset with SHA-256 {0}")]
     NotFound(Sha256Hex),
+    #[error("asset {sha} has no thumbnail: {why}")]
+    NoThumbnail { sha: Sha256Hex, why: &'static str },
     #[error("the range is outside the {size}-byte content")]
     RangeNotSatisfiable { size: u64 },
     #[error(transparent)]

@@ -6,12 +6,16 @@
 //! <sha256>            content with no usable extension
 //! <sha256>.<ext>      content; ext = lower-case [a-z0-9]{1,16} of the first upload's name
 //! meta/<sha256>.json  sidecar with the core metadata (see `sidecar`)
+//! thumbnails/<size>/<sha256>.<jpg|png>
+//!                     a thumbnail, at most <size> pixels on its longest side
 //! ```
 
 use asset_catalog_proto::Sha256Hex;
 
 /// Prefix of metadata sidecar objects.
 pub const SIDECAR_PREFIX: &str = "meta";
+/// Prefix of thumbnail objects (made by the thumbnail job).
+pub const THUMBNAIL_PREFIX: &str = "thumbnails";
 /// Longest extension kept in a key.
 pub const MAX_EXT_LEN: usize = 16;
 
@@ -42,6 +46,11 @@ pub fn sidecar_key(sha: &Sha256Hex) -> String {
     format!("{SIDECAR_PREFIX}/{sha}.json")
 }
 
+/// `thumbnails/<size>/<sha256>.<ext>`.
+pub fn thumbnail_key(sha: &Sha256Hex, size: u32, ext: &str) -> String {
+    format!("{THUMBNAIL_PREFIX}/{size}/{sha}.{ext}")
+}
+
 /// What a key in the bucket is, for `reindex`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
@@ -49,6 +58,8 @@ pub enum KeyKind {
     Data(Sha256Hex),
     /// Sidecar for this hash.
     Sidecar(Sha256Hex),
+    /// A thumbnail of this hash's content.
+    Thumbnail(Sha256Hex),
     /// Something this server did not write.
     Foreign,
 }
@@ -66,6 +77,12 @@ pub fn classify(key: &str) -> KeyKind {
             _ => KeyKind::Foreign,
         };
     }
+    if let Some(rest) = key
+        .strip_prefix(THUMBNAIL_PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        return classify_thumbnail(rest);
+    }
     let (hash, ext) = match key.split_once('.') {
         Some((hash, ext)) => (hash, Some(ext)),
         None => (key, None),
@@ -78,6 +95,21 @@ pub fn classify(key: &str) -> KeyKind {
     });
     match hash.parse::<Sha256Hex>() {
         Ok(sha) if ext_ok && sha.as_str() == hash => KeyKind::Data(sha),
+        _ => KeyKind::Foreign,
+    }
+}
+
+/// `<size>/<sha256>.<jpg|png>`, after the thumbnail prefix.
+fn classify_thumbnail(rest: &str) -> KeyKind {
+    let Some((size, file)) = rest.split_once('/') else {
+        return KeyKind::Foreign;
+    };
+    let sized = !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit());
+    match file.split_once('.') {
+        Some((hash, "jpg" | "png")) if sized => match hash.parse::<Sha256Hex>() {
+            Ok(sha) if sha.as_str() == hash => KeyKind::Thumbnail(sha),
+            _ => KeyKind::Foreign,
+        },
         _ => KeyKind::Foreign,
     }
 }
@@ -122,5 +154,14 @@ mod tests {
         assert_eq!(classify(&s.as_str().to_uppercase()), KeyKind::Foreign);
         assert_eq!(classify(&format!("{s}.PNG")), KeyKind::Foreign);
         assert_eq!(classify("other/file"), KeyKind::Foreign);
+        assert_eq!(
+            classify(&thumbnail_key(&s, 256, "jpg")),
+            KeyKind::Thumbnail(s.clone())
+        );
+        assert_eq!(classify(&format!("thumbnails/x/{s}.jpg")), KeyKind::Foreign);
+        assert_eq!(
+            classify(&format!("thumbnails/256/{s}.gif")),
+            KeyKind::Foreign
+        );
     }
 }

@@ -15,6 +15,8 @@ mod garage;
 mod hardening;
 mod index_suite;
 mod inflight;
+mod jobs;
+mod jobs_fleet;
 mod large;
 mod outage;
 mod pg_config;
@@ -88,6 +90,11 @@ macro_rules! index_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn job_queue() {
+                index_suite::job_queue($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn coordination() {
                 index_suite::coordination($kind).await;
             }
@@ -97,6 +104,30 @@ macro_rules! index_suite {
 
 index_suite!(index_sqlite, Kind::Sqlite);
 index_suite!(index_postgres, Kind::Postgres);
+
+mod background_jobs {
+    use crate::support::Kind;
+
+    #[actix_web::test]
+    async fn metadata_and_thumbnails_from_real_files() {
+        crate::jobs::metadata_and_thumbnails_from_real_files().await;
+    }
+
+    #[actix_web::test]
+    async fn scrub_finds_corrupt_and_missing_objects_in_the_file_store() {
+        crate::jobs::scrub_finds_corrupt_and_missing_objects(Kind::File).await;
+    }
+
+    #[actix_web::test]
+    async fn scrub_finds_corrupt_and_missing_objects_in_garage() {
+        crate::jobs::scrub_finds_corrupt_and_missing_objects(Kind::S3).await;
+    }
+
+    #[actix_web::test]
+    async fn jobs_can_be_turned_off() {
+        crate::jobs::jobs_can_be_turned_off().await;
+    }
+}
 
 mod fsck_runs {
     use crate::fsck::{self, On};

@@ -6,6 +6,7 @@
 //! cursors mean the same on both backends.
 
 mod connect;
+mod jobs;
 mod lease;
 mod query;
 mod schema;

@@ -13,13 +13,13 @@ use deadpool_postgres::Object;
 use crate::index::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Any constant both sides agree on: "asset-catalog migrations".
 const MIGRATION_LOCK: i64 = 0x6173_7365_745f_6d69;
 
 /// Each version's DDL, applied in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
 
 const V1: &str = r#"
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -97,6 +97,51 @@ CREATE TABLE leases (
     purpose    TEXT NOT NULL,       -- upload | other
     expires_at TIMESTAMPTZ NOT NULL
 );
+"#;
+
+/// Version 2: background jobs, as SQLite's version 5 (see `sqlite/schema.rs`).
+const V2: &str = r#"
+ALTER TABLE assets ADD COLUMN media JSONB;
+ALTER TABLE assets ADD COLUMN kind TEXT;
+ALTER TABLE assets ADD COLUMN taken_at BIGINT;
+ALTER TABLE assets ADD COLUMN thumbnail TEXT;
+ALTER TABLE assets ADD COLUMN integrity TEXT NOT NULL DEFAULT 'unverified';
+ALTER TABLE assets ADD COLUMN verified_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX assets_by_verified ON assets (verified_at);
+CREATE INDEX assets_by_kind ON assets (kind, first_seen, sha256);
+CREATE INDEX assets_by_taken ON assets (taken_at) WHERE taken_at IS NOT NULL;
+CREATE INDEX assets_with_problems ON assets (integrity) WHERE integrity IN ('corrupt', 'missing');
+
+CREATE TABLE jobs (
+    id        BIGSERIAL PRIMARY KEY,
+    kind      TEXT NOT NULL,                  -- metadata | thumbnail | scrub
+    sha256    TEXT COLLATE "C" NOT NULL,
+    state     TEXT NOT NULL DEFAULT 'queued', -- queued | running | failed
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    run_after BIGINT NOT NULL DEFAULT 0,      -- unix nanoseconds
+    owner     TEXT,                           -- the worker holding it
+    heartbeat BIGINT,
+    error     TEXT,
+    created   BIGINT NOT NULL,
+    UNIQUE (kind, sha256)
+);
+CREATE INDEX jobs_ready ON jobs (kind, state, run_after, id);
+CREATE INDEX jobs_running ON jobs (heartbeat) WHERE state = 'running';
+INSERT INTO jobs (kind, sha256, created) SELECT 'metadata', sha256, first_seen FROM assets;
+
+CREATE FUNCTION asset_catalog_asset_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO jobs (kind, sha256, created) VALUES ('metadata', NEW.sha256, NEW.first_seen)
+            ON CONFLICT (kind, sha256) DO NOTHING;
+    ELSE
+        DELETE FROM jobs WHERE sha256 = OLD.sha256;
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER assets_jobs AFTER INSERT OR DELETE ON assets
+    FOR EACH ROW EXECUTE FUNCTION asset_catalog_asset_jobs();
 "#;
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse a newer one.

@@ -164,8 +164,10 @@ pub(super) async fn insert_asset<C: GenericClient>(
     let seen = to_nanos(a.first_seen);
     let n = client
         .execute(
-            &client.prepare_cached("INSERT INTO assets (sha256, key, size, content_type, name, names, first_seen, last_seen, uploaded_by) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6, $6, $7) ON CONFLICT (sha256) DO NOTHING").await?,
+            &client.prepare_cached("INSERT INTO assets (sha256, key, size, content_type, name, names, first_seen, last_seen, \
+                 uploaded_by, integrity, verified_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6, $6, $7, CASE WHEN $8::bigint > 0 THEN 'ok' ELSE 'unverified' END, $8) \
+             ON CONFLICT (sha256) DO NOTHING").await?,
             &[
                 &a.sha256.as_str(),
                 &a.key,
@@ -174,6 +176,7 @@ pub(super) async fn insert_asset<C: GenericClient>(
                 &a.name,
                 &seen,
                 &a.uploaded_by,
+                &a.verified_at.map_or(0, to_nanos),
             ],
         )
         .await?;

@@ -138,6 +138,7 @@ mod tests {
             name: format!("{i}.bin"),
             first_seen: now,
             uploaded_by: None,
+            verified_at: Some(now),
         };
         let sighting = SightingRecord {
             token: None,

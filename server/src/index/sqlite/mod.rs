@@ -10,6 +10,7 @@
 mod damage;
 mod files;
 mod group;
+mod jobs;
 mod query;
 mod schema;
 mod tokens;

@@ -12,14 +12,15 @@ use super::SqliteIndex;
 use crate::index::IndexError;
 use crate::index::listing::{Dialect, ListQuery, Param};
 use crate::index::types::{
-    ListFilter, SightingCursor, SightingPage, asset_page, from_nanos, sighting_page,
+    JobColumns, ListFilter, SightingCursor, SightingPage, asset_page, from_nanos, sighting_page,
 };
 
 /// Hashes per `IN (…)` query.
 const IN_CHUNK: usize = 500;
 
 const ASSET_COLUMNS: &str = "a.sha256, a.key, a.size, a.content_type, a.name, a.first_seen, a.last_seen, \
-     (SELECT count(*) FROM sightings s WHERE s.sha256 = a.sha256)";
+     (SELECT count(*) FROM sightings s WHERE s.sha256 = a.sha256), \
+     a.media, a.thumbnail, a.integrity, a.verified_at";
 
 impl SqliteIndex {
     /// One asset.
@@ -208,6 +209,13 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<Asset> {
     let sha256 = sha.parse().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })?;
+    let jobs = JobColumns {
+        media: r.get(8)?,
+        thumbnail: r.get(9)?,
+        integrity: r.get(10)?,
+        verified_at: r.get(11)?,
+    }
+    .decode();
     Ok(Asset {
         sha256,
         key: r.get(1)?,
@@ -217,6 +225,10 @@ fn asset_from_row(r: &Row<'_>) -> rusqlite::Result<Asset> {
         first_seen: from_nanos(r.get(5)?),
         last_seen: from_nanos(r.get(6)?),
         sighting_count: u64::try_from(r.get::<_, i64>(7)?).unwrap_or_default(),
+        media: jobs.media,
+        thumbnail: jobs.thumbnail,
+        integrity: jobs.integrity,
+        verified_at: jobs.verified_at,
     })
 }
 

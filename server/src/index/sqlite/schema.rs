@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::index::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a connection waits for another's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,6 +111,49 @@ CREATE TRIGGER sightings_name_update AFTER UPDATE OF name ON sightings BEGIN
 END;
 ";
 
+/// Version 5: background jobs (see `jobs/`). What the metadata job read
+/// (`media` as JSON, with `kind` and `taken_at` beside it for filters),
+/// whether a thumbnail exists (`thumbnail`: its extension, '' when none can
+/// exist, NULL while undecided), and what scrub last found (`integrity`,
+/// `verified_at`: 0 = never). The `jobs` queue: one row per (kind, hash),
+/// removed when the job succeeds; new assets get a metadata job from a
+/// trigger, so every writer (upload, `reindex`, `fsck --repair`) enqueues
+/// it, and the existing assets are backfilled here.
+const SCHEMA_V5: &str = r"
+ALTER TABLE assets ADD COLUMN media TEXT;
+ALTER TABLE assets ADD COLUMN kind TEXT;
+ALTER TABLE assets ADD COLUMN taken_at INTEGER;
+ALTER TABLE assets ADD COLUMN thumbnail TEXT;
+ALTER TABLE assets ADD COLUMN integrity TEXT NOT NULL DEFAULT 'unverified';
+ALTER TABLE assets ADD COLUMN verified_at INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX assets_by_verified ON assets (verified_at);
+CREATE INDEX assets_by_kind ON assets (kind, first_seen, sha256);
+CREATE INDEX assets_by_taken ON assets (taken_at) WHERE taken_at IS NOT NULL;
+CREATE INDEX assets_with_problems ON assets (integrity) WHERE integrity IN ('corrupt', 'missing');
+CREATE TABLE jobs (
+    id        INTEGER PRIMARY KEY,
+    kind      TEXT NOT NULL,                  -- metadata | thumbnail | scrub
+    sha256    TEXT NOT NULL,
+    state     TEXT NOT NULL DEFAULT 'queued', -- queued | running | failed
+    attempts  INTEGER NOT NULL DEFAULT 0,
+    run_after INTEGER NOT NULL DEFAULT 0,     -- unix nanoseconds
+    owner     TEXT,                           -- the worker holding it
+    heartbeat INTEGER,
+    error     TEXT,
+    created   INTEGER NOT NULL,
+    UNIQUE (kind, sha256)
+) STRICT;
+CREATE INDEX jobs_ready ON jobs (kind, state, run_after, id);
+CREATE INDEX jobs_running ON jobs (heartbeat) WHERE state = 'running';
+INSERT INTO jobs (kind, sha256, created) SELECT 'metadata', sha256, first_seen FROM assets;
+CREATE TRIGGER assets_jobs_insert AFTER INSERT ON assets BEGIN
+    INSERT OR IGNORE INTO jobs (kind, sha256, created) VALUES ('metadata', new.sha256, new.first_seen);
+END;
+CREATE TRIGGER assets_jobs_delete AFTER DELETE ON assets BEGIN
+    DELETE FROM jobs WHERE sha256 = old.sha256;
+END;
+";
+
 /// Open the writer connection, creating the file and migrating the schema.
 pub(super) fn open_writer(path: &Path) -> Result<Connection, IndexError> {
     if let Some(dir) = path.parent() {
@@ -178,6 +221,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
     }
     if version < 4 {
         tx.execute_batch(SCHEMA_V4).map_err(sqlite)?;
+    }
+    if version < 5 {
+        tx.execute_batch(SCHEMA_V5).map_err(sqlite)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(sqlite)?;

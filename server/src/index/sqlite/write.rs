@@ -133,8 +133,10 @@ impl SqliteIndex {
 pub(super) fn insert_asset(tx: &Connection, a: &NewAsset) -> rusqlite::Result<usize> {
     let seen = to_nanos(a.first_seen);
     tx.prepare_cached(
-        "INSERT INTO assets (sha256, key, size, content_type, name, names, first_seen, last_seen, uploaded_by) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, ?7) ON CONFLICT (sha256) DO NOTHING",
+        "INSERT INTO assets (sha256, key, size, content_type, name, names, first_seen, last_seen, \
+             uploaded_by, integrity, verified_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?6, ?7, iif(?8 > 0, 'ok', 'unverified'), ?8) \
+         ON CONFLICT (sha256) DO NOTHING",
     )?
     .execute(params![
         a.sha256.as_str(),
@@ -143,7 +145,8 @@ pub(super) fn insert_asset(tx: &Connection, a: &NewAsset) -> rusqlite::Result<us
         a.content_type,
         a.name,
         seen,
-        a.uploaded_by
+        a.uploaded_by,
+        a.verified_at.map_or(0, to_nanos)
     ])
 }
 

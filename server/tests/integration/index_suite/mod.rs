@@ -2,12 +2,15 @@
 //! SQLite in a temp dir and a private PostgreSQL 15 cluster (testkit). Every
 //! case talks only to `Index`, so a behaviour that differs between the two
 //! fails here. The cases: `records` (assets, sightings, listing, tokens),
-//! `search` (the name search past the newest-first walk) and `tools` (rebuild, export, fsck's calls, coordination).
+//! `search` (the name search past the newest-first walk), `tools` (rebuild, export, fsck's calls, coordination)
+//! and `jobs` (the job queue and the columns jobs fill).
 
+mod jobs;
 mod records;
 mod search;
 mod tools;
 
+pub use jobs::job_queue;
 pub use records::{assets_and_sightings, listing, tokens};
 pub use search::name_search;
 pub use tools::{coordination, tools};
@@ -97,6 +100,7 @@ pub fn asset(i: u32, name: &str, content_type: &str, secs: i64) -> NewAsset {
         name: name.into(),
         first_seen: at(secs),
         uploaded_by: None,
+        verified_at: None,
     }
 }
 
