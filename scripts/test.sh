@@ -27,8 +27,12 @@ start=$(date +%s)
 step "tools"
 command -v cargo >/dev/null || { echo "cargo is required: install Rust from https://rustup.rs" >&2; exit 1; }
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
-# The Debian packages the tests start for real (testkit): PostgreSQL 15, HAProxy.
+# The Debian packages the tests start for real (testkit): PostgreSQL 15, HAProxy;
+# and real pictures the media tests read: photos with EXIF in eight orientations
+# (goexif's samples), a large PNG icon.
 missing=()
+[ -d /usr/share/gocode/src/github.com/rwcarlsen/goexif/exif/samples ] || missing+=(golang-github-rwcarlsen-goexif-dev)
+[ -f /usr/share/icons/Adwaita/512x512/places/folder-pictures.png ] || missing+=(adwaita-icon-theme)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 if [ "${#missing[@]}" -gt 0 ]; then

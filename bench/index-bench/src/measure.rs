@@ -36,7 +36,7 @@ pub struct Query {
 pub enum Call {
     /// `Index::missing` with `CHECK_HASHES` hashes, a fresh set each time.
     Missing,
-    List(ListFilter),
+    List(Box<ListFilter>),
 }
 
 /// The timings of one query on one backend.
@@ -83,7 +83,7 @@ pub fn deep_cursor(catalog: &Catalog, upload_order: &[u32], position: usize) -> 
 
 /// The B8 queries; `cursor` is the deep page's.
 pub fn queries(cursor: Cursor, position: u32) -> Vec<Query> {
-    let page = |f: ListFilter| Call::List(ListFilter { limit: PAGE, ..f });
+    let page = |f: ListFilter| Call::List(Box::new(ListFilter { limit: PAGE, ..f }));
     let none = ListFilter::default;
     let q = |id, label: &str, goal_ms, call| Query {
         id,
@@ -276,7 +276,7 @@ pub async fn run_once(
         }
         Call::List(filter) => {
             let start = Instant::now();
-            let page = index.list(filter.clone()).await.context("Index::list")?;
+            let page = index.list((**filter).clone()).await.context("Index::list")?;
             let elapsed = start.elapsed();
             let head = page.items.first().map(|a| a.sha256.to_string());
             Ok((elapsed, page.items.len(), head))
