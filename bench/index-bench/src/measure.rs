@@ -276,7 +276,10 @@ pub async fn run_once(
         }
         Call::List(filter) => {
             let start = Instant::now();
-            let page = index.list((**filter).clone()).await.context("Index::list")?;
+            let page = index
+                .list((**filter).clone())
+                .await
+                .context("Index::list")?;
             let elapsed = start.elapsed();
             let head = page.items.first().map(|a| a.sha256.to_string());
             Ok((elapsed, page.items.len(), head))

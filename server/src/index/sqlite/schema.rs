@@ -316,6 +316,46 @@ mod tests {
     }
 
     #[test]
+    fn version_5_queues_a_metadata_job_for_every_existing_asset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("index.sqlite3");
+        let v4 = Connection::open(&path).expect("create");
+        v4.execute_batch(&format!(
+            "{SCHEMA_V1}{SCHEMA_V2}{SCHEMA_V3}{SCHEMA_V4}PRAGMA user_version = 4;"
+        ))
+        .expect("v4");
+        v4.execute_batch(
+            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen)
+                 VALUES ('aa', 'aa.jpg', 1, 'image/jpeg', 'a.jpg', 1, 1),
+                        ('bb', 'bb.txt', 1, 'text/plain', 'b.txt', 2, 2);",
+        )
+        .expect("rows");
+        drop(v4);
+        let conn = open_writer(&path).expect("migrate");
+        let jobs: Vec<(String, String, String)> = conn
+            .prepare("SELECT kind, sha256, state FROM jobs ORDER BY sha256")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        let queued = |sha: &str| ("metadata".to_owned(), sha.to_owned(), "queued".to_owned());
+        assert_eq!(jobs, [queued("aa"), queued("bb")]);
+        let (integrity, verified): (String, i64) = conn
+            .query_row(
+                "SELECT integrity, verified_at FROM assets WHERE sha256 = 'aa'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("columns");
+        assert_eq!(
+            (integrity.as_str(), verified),
+            ("unverified", 0),
+            "due for scrub"
+        );
+    }
+
+    #[test]
     fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("index.sqlite3");
