@@ -3,10 +3,11 @@
 # binaries, installs the peers (Debian's rclone, awscli, wrk), PostgreSQL 15
 # and Garage when missing, starts Garage (TCP_NODELAY shim) and
 # asset-catalog-server on 127.0.0.1, generates its own data, runs B1-B6 for us
-# and for the peers (median of 3 runs each) and B8 (the index at 1,000,000
-# assets, SQLite vs PostgreSQL, bench/index-bench) and writes BENCHMARKS.md.
+# and for the peers (median of 3 runs each), B7 (scale-out ingest), B8 (the
+# index at 1,000,000 assets, SQLite vs PostgreSQL, bench/index-bench) and B9
+# (background jobs; Debian's python3-pil draws its JPEGs) and writes BENCHMARKS.md.
 #
-#   bench/run.sh                    # full run (~25 min on 2 idle cores), writes BENCHMARKS.md
+#   bench/run.sh                    # full run (~50 min on 2 idle cores), writes BENCHMARKS.md
 #   bench/run.sh --quick            # smoke run: small sizes, 1 run (~2 min),
 #                                   #   writes target/bench/BENCHMARKS.quick.md
 #   bench/run.sh --runs 5 --only B1,B4
@@ -16,6 +17,8 @@
 #                                   # a quick B8 (20,000 assets, ~1 min)
 #   bench/run.sh --only B7 --merge  # B7 alone (~13 min): B1's ingest on SQLite and on 1-3 servers
 #                                   #   sharing PostgreSQL behind HAProxy, into BENCHMARKS.md
+#   bench/run.sh --only B9 --merge  # B9 alone (~12 min): scrub vs sha256sum, thumbnail jobs/s
+#                                   #   of 12 MP JPEGs, B1's ingest beside a backlog of jobs
 #   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
 #   bench/run.sh --no-build         # use the binaries already in target/
 #   bench/run.sh --perf --only B1   # profile our daemons (perf record) -> target/bench/perf/
@@ -31,7 +34,7 @@ repo=$(pwd)
 
 profile=release
 build=1
-only=B1,B2,B3,B4,B5,B6,B7,B8  # the harness's default: every scenario
+only=B1,B2,B3,B4,B5,B6,B7,B8,B9  # the harness's default: every scenario
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -41,7 +44,7 @@ while [ $# -gt 0 ]; do
     --profile=*) profile="${1#--profile=}"; shift ;;
     --no-build) build=0; shift ;;
     -h|--help)
-      sed -n '2,27p' "$0"
+      sed -n '2,30p' "$0"
       echo
       exec python3 -B bench/harness --help ;;
     *) pass+=("$1"); shift ;;
@@ -59,7 +62,8 @@ step "tools"
 for t in python3 gcc cargo git find sha256sum xargs; do
   command -v "$t" >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
 done
-# What the chosen scenarios need: B1-B6 the peers and Garage, B8 PostgreSQL.
+# What the chosen scenarios need: B1-B6 the peers and Garage, B8 PostgreSQL,
+# B9 Garage and python3-pil.
 only=${only// /}
 wants() { [[ ",${only^^}," =~ ,($1), ]]; }
 # The peers are Debian's packages, called by absolute path (a pip-installed
@@ -79,6 +83,11 @@ if wants B7; then
   [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing+=(postgresql)
   [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 fi
+# B9 draws its JPEGs with Debian's python3 and PIL (the harness itself needs
+# only the standard library of whichever python3 runs it).
+if wants B9; then
+  /usr/bin/python3 -c 'import PIL' 2>/dev/null || missing+=(python3-pil)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing ${missing[*]} from Debian" >&2
@@ -90,7 +99,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 garage_args=()
-if wants 'B[1-7]'; then
+if wants 'B[1-7]|B9'; then
   garage=$(scripts/install-garage.sh)
   echo "garage: $garage" >&2
   garage_args=(--garage "$garage")

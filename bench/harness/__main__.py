@@ -1,6 +1,7 @@
 """Benchmark harness for issue #6: runs B1-B6 for asset-catalog and its peers
-against one local Garage, and B8 (the index at 1M assets, SQLite vs
-PostgreSQL), and writes BENCHMARKS.md. Start it through
+against one local Garage, B7 (scale-out ingest on PostgreSQL), B8 (the index
+at 1M assets, SQLite vs PostgreSQL) and B9 (background jobs), and writes
+BENCHMARKS.md. Start it through
 bench/run.sh, which builds the binaries and installs the peers first.
 
     python3 bench/harness --bin-dir target/release --garage PATH [--quick] [--runs N]
@@ -23,6 +24,7 @@ from pathlib import Path
 import product
 import report
 import scen_index
+import scen_jobs
 import scen_local
 import scen_scale
 import scen_server
@@ -31,7 +33,7 @@ from ctx import Bins, Ctx, Params
 from results import Comparison, Measure, Scenario
 from util import BenchError, log, stop_all
 
-ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8"]
+ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -79,7 +81,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     if not args.garage and not args.render and any(s != "B8" for s in args.only):
-        ap.error("--garage is required for B1-B6")
+        ap.error("--garage is required for B1-B7 and B9")
     if args.assets is not None and args.assets < 1000:
         ap.error("--assets must be at least 1000")
     if args.output is None:
@@ -122,6 +124,7 @@ def run_scenarios(ctx: Ctx, only: list[str]) -> list[Scenario]:
     attempt("B4", "Watch latency", scen_server.b4)
     attempt("B7", "Scale-out ingest on PostgreSQL", scen_scale.b7)
     attempt("B8", "The index at 1M assets", scen_index.b8)
+    attempt("B9", "Background jobs", scen_jobs.b9)
     return sorted(done, key=lambda s: int(s.id[1:]))
 
 

@@ -43,12 +43,23 @@ class Params:
     b8_reps: int = 20
     b8_insert_seconds: float = 20.0
     b8_insert_tasks: int = 16
+    # B9: background jobs. Scrub over b9_objects random objects; thumbnails of
+    # b9_images JPEGs of b9_image_px; B1's ingest beside a backlog of
+    # b9_backlog_images JPEGs and b9_backlog_objects of those objects.
+    b9_objects: int = 16
+    b9_object_size: int = 64 * MIB
+    b9_images: int = 24
+    b9_image_px: tuple[int, int] = (4000, 3000)
+    b9_backlog_images: int = 96
+    b9_backlog_objects: int = 8
 
     @classmethod
     def quick(cls) -> "Params":
         return cls(b1_files=300, b2_size=64 * MIB, b3_files=3_000, b4_files=40,
                    b5_size=64 * MIB, b6_requests=3, wrk_seconds=2,
-                   b8_assets=20_000, b8_reps=5, b8_insert_seconds=3.0)
+                   b8_assets=20_000, b8_reps=5, b8_insert_seconds=3.0,
+                   b9_objects=4, b9_object_size=16 * MIB, b9_images=4,
+                   b9_backlog_images=8, b9_backlog_objects=2)
 
 
 @dataclass
@@ -62,6 +73,9 @@ class Bins:
     rclone: str = "/usr/bin/rclone"
     aws: str = "/usr/bin/aws"
     wrk: str = "/usr/bin/wrk"
+    # Debian's python3 with python3-pil (B9 draws its JPEGs with it); the
+    # harness itself needs only the standard library.
+    pil_python: str = "/usr/bin/python3"
 
 
 @dataclass
@@ -81,15 +95,20 @@ class Ctx:
     def garage(self, name: str) -> Garage:
         return Garage(self.bins.garage, self.bins.shim, self.work / "garage" / name).start()
 
-    def stack(self, name: str) -> tuple[Garage, Server]:
-        """A fresh Garage and a fresh server on it (empty bucket, empty index)."""
+    def stack(self, name: str, jobs: str = "") -> tuple[Garage, Server]:
+        """A fresh Garage and a fresh server on it (empty bucket, empty index);
+        `jobs` is its `[jobs]` section (default: none, the defaults)."""
         g = self.garage(name)
         try:
-            s = Server(self.bins.server, self.work / "server" / name, g).start()
+            s = Server(self.bins.server, self.work / "server" / name, g, jobs=jobs).start()
         except BaseException:
             g.wipe()
             raise
         return g, s
+
+    def file_server(self, name: str, jobs: str = "") -> Server:
+        """A fresh server on its default file store (no Garage)."""
+        return Server(self.bins.server, self.work / "server" / name, None, jobs=jobs).start()
 
     def watcher(self, name: str, server: Server, watch_dir: Path) -> Watcher:
         w = Watcher(self.bins.watcher, self.work / "watcher" / name, server, watch_dir,

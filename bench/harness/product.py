@@ -6,6 +6,7 @@ place, so a CLI change means one edit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -49,14 +50,18 @@ def perf_stop(proc) -> None:
 
 
 class Server:
-    """asset-catalog-server with its index in `root`, storing into `garage`;
-    `index` is an `[index]` section for another index (B7: PostgreSQL)."""
+    """asset-catalog-server with its index in `root`, storing into `garage`
+    (None: the default file store, `root/state/objects`); `index` is an
+    `[index]` section for another index (B7: PostgreSQL), `jobs` a `[jobs]`
+    section (B9; none: the defaults)."""
 
-    def __init__(self, binary: Path, root: Path, garage: Garage, index: str = ""):
+    def __init__(self, binary: Path, root: Path, garage: Garage | None, index: str = "",
+                 jobs: str = ""):
         self.binary = binary
         self.root = root
         self.garage = garage
         self.index = index
+        self.jobs = jobs
         self.proc = None
         self.perf = None
         self.port = 0
@@ -70,16 +75,23 @@ class Server:
     def auth(self) -> dict:
         return {"authorization": f"Bearer {self.token}"} if self.token else {}
 
-    def write_config(self) -> Path:
-        if self.root.exists():
-            shutil.rmtree(self.root)
-        (self.root / "state").mkdir(parents=True)
-        self.port = free_port()
-        config = self.root / "server.toml"
-        config.write_text(
-            "[server]\n"
-            f'listen = "127.0.0.1:{self.port}"\n'
-            f'state_dir = "{self.root}/state"\n'
+    @property
+    def config(self) -> Path:
+        return self.root / "server.toml"
+
+    @property
+    def objects_dir(self) -> Path:
+        """Where the file store keeps an asset's object, as `objects_dir / key`."""
+        return self.root / "state" / "objects"
+
+    def write_config(self, fresh: bool = True) -> Path:
+        """The config file; `fresh` also empties the state and picks a port."""
+        if fresh:
+            if self.root.exists():
+                shutil.rmtree(self.root)
+            (self.root / "state").mkdir(parents=True)
+            self.port = free_port()
+        storage = "" if self.garage is None else (
             "[storage]\n"
             f'url = "s3://{BUCKET}"\n'
             f'endpoint = "{self.garage.endpoint}"\n'
@@ -87,14 +99,29 @@ class Server:
             "path_style = true\n"
             "allow_http = true\n"
             f'access_key_id = "{ACCESS_KEY}"\n'
-            f'secret_access_key_file = "{self.garage.secret_file}"\n'
-            + self.index
+            f'secret_access_key_file = "{self.garage.secret_file}"\n')
+        self.config.write_text(
+            "[server]\n"
+            f'listen = "127.0.0.1:{self.port}"\n'
+            f'state_dir = "{self.root}/state"\n'
+            + storage + self.index + self.jobs
         )
-        return config
+        return self.config
 
     def start(self) -> "Server":
         config = self.write_config()
         self.token = create_token(self.binary, config)
+        return self._spawn()
+
+    def restart(self, jobs: str) -> "Server":
+        """Stop, and start again on the same state and port with `jobs` as
+        the `[jobs]` section."""
+        self.stop()
+        self.jobs = jobs
+        self.write_config(fresh=False)
+        return self._spawn()
+
+    def _spawn(self) -> "Server":
         log_path = self.root / "server.log"
         # The server's default log level, as deployed; BENCH_SERVER_LOG overrides it.
         env = clean_env()
@@ -102,32 +129,88 @@ class Server:
         env.pop("JOURNAL_STREAM", None)
         if os.environ.get("BENCH_SERVER_LOG"):
             env["RUST_LOG"] = os.environ["BENCH_SERVER_LOG"]
-        self.proc = spawn([str(self.binary), "--config", str(config)], log_path, env)
+        self.proc = spawn([str(self.binary), "--config", str(self.config)], log_path, env)
         wait_until(lambda: http("GET", self.url + "/readyz", timeout=2)[0] == 200,
                    "asset-catalog-server /readyz", 60, self.proc, log_path)
         self.perf = perf_attach(self.proc.pid, f"server-{self.root.name}", log_path)
         return self
 
+    def put(self, path: Path) -> str:
+        """Upload one file with `PUT /v1/assets/{sha256}` (named after the
+        file, content type from its suffix); its SHA-256."""
+        body = path.read_bytes()
+        sha = hashlib.sha256(body).hexdigest()
+        kind = {".jpg": "image/jpeg"}.get(path.suffix, "application/octet-stream")
+        status, out = http("PUT", f"{self.url}/v1/assets/{sha}", body, timeout=300, headers={
+            **self.auth, "content-type": kind, "x-asset-name": path.name,
+            "x-asset-path": f"{path.parent.name}/{path.name}"})
+        if status not in (200, 201):
+            raise BenchError(f"PUT {path.name} -> {status}: {out[:300]!r}")
+        return sha
+
+    def assets(self) -> list[dict]:
+        """Every asset in the index, by walking `GET /v1/assets` pages."""
+        items, cursor = [], None
+        for _ in range(100_000):
+            q = "limit=1000" + (f"&cursor={cursor}" if cursor else "")
+            page = http_json("GET", f"{self.url}/v1/assets?{q}", headers=self.auth)
+            items += page.get("items", [])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
+        raise BenchError("GET /v1/assets did not finish paging")
+
+    def metrics(self) -> str:
+        status, body = http("GET", f"{self.url}/metrics", headers=self.auth, timeout=10)
+        if status != 200:
+            raise BenchError(f"{self.url}/metrics answered {status}")
+        return body.decode()
+
+    def scrub_now_cmd(self) -> list[str]:
+        """`scrub --now` of every asset (unthrottled), run with the server stopped."""
+        return [str(self.binary), "--config", str(self.config), "scrub", "--now"]
+
+    def queue_scrubs(self, hashes: list[str]) -> None:
+        """`scrub SHA256…`: queue scrub jobs for the server's jobs to run."""
+        t = check(run_timed([str(self.binary), "--config", str(self.config), "scrub", *hashes],
+                            stdout_path=self.root / "queue-scrubs.out"), "scrub (queue)")
+        if f"queued {len(hashes)} scrubs" not in t.stdout:
+            raise BenchError(f"scrub (queue): {t.stdout.strip()[:300]}")
+
     def peak_rss_kib(self) -> int:
         return peak_rss_kib(self.proc.pid) if self.proc else 0
 
     def count_assets(self) -> int:
-        """Assets in the index, by walking `GET /v1/assets` pages."""
-        total, cursor = 0, None
-        for _ in range(100_000):
-            q = "limit=1000" + (f"&cursor={cursor}" if cursor else "")
-            page = http_json("GET", f"{self.url}/v1/assets?{q}", headers=self.auth)
-            total += len(page.get("items", []))
-            cursor = page.get("next_cursor")
-            if not cursor:
-                return total
-        raise BenchError("GET /v1/assets did not finish paging")
+        """Assets in the index."""
+        return len(self.assets())
 
     def stop(self) -> None:
         perf_stop(self.perf)
         self.perf = None
         stop(self.proc, grace=20.0)
         self.proc = None
+
+
+_JOB_RUNS = re.compile(r'^asset_catalog_job_duration_seconds_(count|sum)'
+                       r'\{kind="(\w+)",outcome="(\w+)"\} (\S+)$', re.M)
+_SCRUB_READ = re.compile(r"^asset_catalog_scrub_read_bytes_total (\S+)$", re.M)
+
+
+def job_figures(metrics: str) -> dict:
+    """From a `/metrics` text: `jobs[kind][outcome]` = (count, seconds) of
+    the jobs this server ran, and `scrub_bytes` its scrub read."""
+    jobs: dict[str, dict[str, list[float]]] = {}
+    for what, kind, outcome, value in _JOB_RUNS.findall(metrics):
+        pair = jobs.setdefault(kind, {}).setdefault(outcome, [0.0, 0.0])
+        pair[0 if what == "count" else 1] = float(value)
+    found = _SCRUB_READ.search(metrics)
+    return {"jobs": jobs, "scrub_bytes": float(found.group(1)) if found else 0.0}
+
+
+def jobs_done(figures: dict, kind: str) -> tuple[float, float]:
+    """(jobs, seconds) of `kind` that ran to `done`, from `job_figures`."""
+    count, secs = figures["jobs"].get(kind, {}).get("done", (0.0, 0.0))
+    return count, secs
 
 
 def create_token(binary: Path, config: Path) -> str | None:

@@ -52,7 +52,7 @@ def versions(bins, repo: Path, profile: str) -> dict:
     rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short=12", "HEAD"],
                          capture_output=True, text=True).stdout.strip() or "unknown"
     dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--",
-                            "server", "client", "proto", "Cargo.lock"],
+                            "server", "client", "proto", "media", "Cargo.lock"],
                            capture_output=True, text=True).stdout.strip()
     return {
         "asset-catalog": f"{rev}{' + uncommitted changes' if dirty else ''} ({profile} build)",
@@ -68,7 +68,7 @@ def versions(bins, repo: Path, profile: str) -> dict:
     }
 
 
-def _fmt(v: float | None, unit: str = "") -> str:
+def fmt(v: float | None, unit: str = "") -> str:
     if v is None or v != v:  # None or NaN
         return "—"
     if unit == "B" or float(v).is_integer() and abs(v) >= 1000:
@@ -84,7 +84,7 @@ def _target(c) -> str:
     if c.target is None:
         return "(context)"
     if c.op == "==":
-        return f"= {_fmt(c.target)}"
+        return f"= {fmt(c.target)}"
     return f"{'≥' if c.op == '>=' else '≤'} {c.target:g}×"
 
 
@@ -99,9 +99,9 @@ def summary_rows(sc: Scenario) -> list[str]:
         ref, ratio, met = sc.evaluate(c)
         if c.target is None:
             continue
-        ref_txt = (f"{sc.measures[c.ref].label}: {_fmt(ref)}" if c.ref and ref is not None
+        ref_txt = (f"{sc.measures[c.ref].label}: {fmt(ref)}" if c.ref and ref is not None
                    else c.limit_label or "—")
-        rows.append(f"| {sc.id} | {c.figure} | {_fmt(ours.median if ours else None)} "
+        rows.append(f"| {sc.id} | {c.figure} | {fmt(ours.median if ours else None)} "
                     f"{ours.unit if ours else ''} | {ref_txt} | "
                     f"{'—' if ratio is None else f'{ratio:.2f}×'} | {_target(c)} | "
                     f"{_verdict(met)} |")
@@ -131,20 +131,25 @@ def _generic_tables(sc: Scenario) -> list[str]:
     for m in sc.measures.values():
         if not m.runs:
             continue
-        runs = ", ".join(_fmt(v, m.unit) for v in m.runs)
-        out.append(f"| {m.label} | **{_fmt(m.median, m.unit)}** | {m.unit} | {runs} |")
+        runs = ", ".join(fmt(v, m.unit) for v in m.runs)
+        out.append(f"| {m.label} | **{fmt(m.median, m.unit)}** | {m.unit} | {runs} |")
     out.append("")
+    return out + ratio_table(sc)
+
+
+def ratio_table(sc: Scenario) -> list[str]:
+    """The scenario's comparisons, each as ours / reference against its target."""
     ratios = []
     for c in sc.comparisons:
         _, ratio, met = sc.evaluate(c)
         if ratio is None and c.op != "==":
             continue
         what = sc.measures[c.ref].label if c.ref else c.limit_label
-        val = f"{ratio:.2f}×" if ratio is not None else _fmt(sc.measures[c.ours].median)
+        val = f"{ratio:.2f}×" if ratio is not None else fmt(sc.measures[c.ours].median)
         ratios.append(f"| {c.figure} | {what} | {val} | {_target(c)} | {_verdict(met)} |")
-    if ratios:
-        out += ["| figure | against | ratio | target | |", "|---|---|---:|---|---|", *ratios, ""]
-    return out
+    if not ratios:
+        return []
+    return ["| figure | against | ratio | target | |", "|---|---|---:|---|---|", *ratios, ""]
 
 
 SUMMARY_HEAD = ["| | figure | ours | peer / limit | ratio | target | |",
@@ -217,8 +222,8 @@ def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> 
         "endpoint; the peers get their endpoint, keys, region `garage` and path-style "
         "addressing from environment variables and config files in a temporary HOME. "
         "Raw results: `target/bench/results.json`. The harness is `bench/harness/` "
-        "(Python, standard library only) plus `bench/objstore-bench` (the object_store "
-        "baselines and the HEAD load generator).",
+        "(Python, standard library only; B9 draws its JPEGs with Debian's python3-pil) plus "
+        "`bench/objstore-bench` (the object_store baselines and the HEAD load generator).",
         "",
     ]
     return "\n".join(out)

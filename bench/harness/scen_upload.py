@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import data
@@ -70,26 +71,48 @@ def _peer_upload(ctx: Ctx, tool: str, src: Path, run: int, want: int, cold: bool
 
 def _ours_upload(ctx: Ctx, name: str, src: Path, want: int, cold: bool,
                  sha: str | None = None, size: int = 0) -> dict:
-    """asset-watcher scan of `src` into a fresh stack; seconds and peak RSS.
-
-    With `sha`, also checks that the server has that asset at `size` bytes.
-    """
+    """asset-watcher scan of `src` into a fresh stack; see `ours_scan`."""
     g, s = ctx.stack(name)
     try:
-        w = ctx.watcher(name, s, src)
-        if cold and not drop_caches(True):
-            raise BenchError("cannot drop the page cache (needs root); use --no-drop-caches")
-        t = w.scan(name)
-        count = s.count_assets()
-        _expect("asset-watcher scan", count, want)
-        if sha:
-            got = http_json("GET", f"{s.url}/v1/assets/{sha}", headers=s.auth)
-            if got.get("size") != size:
-                raise BenchError(f"server has {sha} with size {got.get('size')}, not {size}")
-        return {"seconds": t.seconds, "watcher_rss": t.maxrss_kib, "server_rss": s.peak_rss_kib()}
+        return ours_scan(ctx, name, s, src, want, cold, sha, size)
     finally:
         s.stop()
         g.wipe()
+
+
+def ours_scan(ctx: Ctx, name: str, s, src: Path, want: int, cold: bool,
+              sha: str | None = None, size: int = 0) -> dict:
+    """asset-watcher scan of `src` into server `s` by a fresh watcher;
+    seconds, peak RSS, and when it ended (time.monotonic). The index must
+    then hold `want` assets.
+
+    With `sha`, also checks that the server has that asset at `size` bytes.
+    """
+    w = ctx.watcher(name, s, src)
+    if cold and not drop_caches(True):
+        raise BenchError("cannot drop the page cache (needs root); use --no-drop-caches")
+    t = w.scan(name)
+    ended = time.monotonic()
+    count = s.count_assets()
+    _expect("asset-watcher scan", count, want)
+    if sha:
+        got = http_json("GET", f"{s.url}/v1/assets/{sha}", headers=s.auth)
+        if got.get("size") != size:
+            raise BenchError(f"server has {sha} with size {got.get('size')}, not {size}")
+    return {"seconds": t.seconds, "watcher_rss": t.maxrss_kib, "server_rss": s.peak_rss_kib(),
+            "ended": ended}
+
+
+def b1_data(ctx: Ctx) -> Path:
+    """B1's files (generated once per run of the harness)."""
+    p = ctx.params
+    src = ctx.work / "data" / "b1"
+    done = src.with_name("b1.complete")  # outside the tree the tools upload
+    if not done.exists():
+        log(f"B1: generating {p.b1_files} files")
+        data.small_files(src, p.b1_files, p.b1_size)
+        done.touch()
+    return src
 
 
 def b1(ctx: Ctx) -> Scenario:
@@ -112,9 +135,7 @@ def b1(ctx: Ctx) -> Scenario:
         sc.measure(key, labels[key], "files/s")
     sc.measure("watcher_rss", "asset-watcher peak RSS", "MiB")
     sc.measure("server_rss", "asset-catalog-server peak RSS", "MiB")
-    src = ctx.work / "data" / "b1"
-    log(f"B1: generating {p.b1_files} files")
-    data.small_files(src, p.b1_files, p.b1_size)
+    src = b1_data(ctx)
     for run in range(ctx.runs):
         for key in B1_TOOLS:
             log(f"B1 run {run + 1}/{ctx.runs}: {key}")
