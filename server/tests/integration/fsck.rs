@@ -235,7 +235,18 @@ pub async fn reports_then_repairs_each_damage(on: On) {
     );
 
     assert_repaired(&s, &index, &d).await;
-    assert_eq!(asset(&index, &d.good).await, Some(good));
+    // What the background jobs learned meanwhile is not fsck's doing.
+    let untouched = |a: Option<Asset>| {
+        a.map(|a| Asset {
+            media: None,
+            thumbnail: None,
+            ..a
+        })
+    };
+    assert_eq!(
+        untouched(asset(&index, &d.good).await),
+        untouched(Some(good))
+    );
     s.stop().await;
 }
 
