@@ -10,7 +10,7 @@ use actix_web::http::header::{
 };
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use asset_catalog_proto::{Asset, Sha256Hex, misleads_when_shown};
+use asset_catalog_proto::{Asset, misleads_when_shown};
 use futures_util::TryStreamExt;
 
 use super::AppState;
@@ -29,7 +29,7 @@ pub(super) async fn get(
     let sha = parse_hash(&path)?;
     let asset = state.catalog.asset(&sha).await?;
     let etag = format!("\"{}\"", asset.sha256);
-    if not_modified(&req, &asset.sha256) {
+    if not_modified(&req, asset.sha256.as_str()) {
         return Ok(HttpResponse::NotModified()
             .insert_header((header::ETAG, etag))
             .insert_header((header::CACHE_CONTROL, CACHE_CONTROL))
@@ -109,14 +109,14 @@ pub(super) fn content_disposition(name: &str) -> ContentDisposition {
     }
 }
 
-/// `If-None-Match` lists our ETag (weak comparison) or is `*`.
-fn not_modified(req: &HttpRequest, sha: &Sha256Hex) -> bool {
+/// `If-None-Match` lists the ETag `tag` (unquoted; weak comparison) or is `*`.
+pub(super) fn not_modified(req: &HttpRequest, tag: &str) -> bool {
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/").trim_matches('"'))
-        .any(|tag| tag == "*" || tag == sha.as_str())
+        .any(|t| t == "*" || t == tag)
 }
 
 /// The single byte range asked for, as inclusive `(first, last)`; `None` to

@@ -9,6 +9,7 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 
 use super::AppState;
+use super::content::not_modified;
 use super::request::parse_hash;
 use crate::error::ApiError;
 
@@ -34,7 +35,7 @@ pub(super) async fn get(
         .size
         .unwrap_or(asset_catalog_media::THUMBNAIL_SIZES[0]);
     let thumb = state.catalog.thumbnail(&sha, size).await?;
-    let mut builder = if matches_etag(&req, &thumb.etag) {
+    let mut builder = if not_modified(&req, thumb.etag.trim_matches('"')) {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
@@ -45,7 +46,7 @@ pub(super) async fn get(
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
         .insert_header(("Cross-Origin-Resource-Policy", "same-origin"));
-    if matches_etag(&req, &thumb.etag) {
+    if not_modified(&req, thumb.etag.trim_matches('"')) {
         return Ok(builder.finish());
     }
     builder
@@ -61,14 +62,4 @@ pub(super) async fn get(
         .stream
         .map_err(|e| std::io::Error::other(e.to_string()));
     Ok(builder.streaming(stream))
-}
-
-/// `If-None-Match` lists `etag` or is `*`.
-fn matches_etag(req: &HttpRequest, etag: &str) -> bool {
-    req.headers()
-        .get_all(header::IF_NONE_MATCH)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == etag)
 }
