@@ -16,8 +16,8 @@ pub struct JobsConfig {
     pub enabled: bool,
     /// Metadata and thumbnail jobs run at once (scrub has its own worker).
     pub workers: usize,
-    /// Scheduling priority of the job threads, 0 (as requests) to 19 (only
-    /// when idle).
+    /// Scheduling priority of the jobs' parsing and decoding threads, 0 (as
+    /// requests) to 19 (what requests leave).
     pub nice: u8,
     /// Longest one metadata or thumbnail job may run before it fails.
     pub job_timeout_secs: u64,
@@ -43,7 +43,7 @@ impl Default for JobsConfig {
         Self {
             enabled: true,
             workers: 1,
-            nice: 10,
+            nice: 19,
             job_timeout_secs: 120,
             max_attempts: 5,
             lease_secs: 60,

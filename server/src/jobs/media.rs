@@ -63,7 +63,7 @@ pub(super) async fn metadata(ctx: &Ctx, sha: &Sha256Hex) -> Result<(), JobError>
         limits: limits(ctx),
     };
     let name = asset.name.clone();
-    let media = tokio::task::spawn_blocking(move || {
+    let media = ctx.cpu.spawn_blocking(move || {
         asset_catalog_media::describe(reader, &head, &name, &options)
     })
     .await
@@ -118,7 +118,7 @@ pub(super) async fn thumbnail(ctx: &Ctx, sha: &Sha256Hex) -> Result<(), JobError
     let chunks: Vec<Bytes> = body.stream.try_collect().await?;
     let bytes = Arc::new(chunks.concat());
     let limits = limits(ctx);
-    let made = tokio::task::spawn_blocking(move || {
+    let made = ctx.cpu.spawn_blocking(move || {
         asset_catalog_media::thumbnails(&bytes, &media.media_type, media.orientation, &limits)
     })
     .await

@@ -7,10 +7,12 @@
 //! one that fails is retried with backoff, then kept as failed with its
 //! error (`asset-catalog-server jobs failed|retry`).
 //!
-//! Jobs run off the request path, on a runtime of their own whose threads
-//! run at `[jobs] nice` (lower priority than requests): `[jobs] workers`
-//! metadata and thumbnail jobs at once, plus one scrub lane paced to
-//! `[jobs] scrub_bytes_per_sec`.
+//! Jobs run off the request path, on a runtime of their own: `[jobs]
+//! workers` metadata and thumbnail jobs at once, plus one scrub lane paced
+//! to `[jobs] scrub_bytes_per_sec`. Their CPU-heavy part (parsing, decoding,
+//! resizing) runs on threads of its own at `[jobs] nice`, below requests;
+//! those threads hold no lock a request waits for (index calls and I/O run
+//! at normal priority), so a lower priority cannot stall a request.
 
 pub mod admin;
 mod lane;
@@ -59,6 +61,8 @@ pub(crate) struct Ctx {
     /// This process, as the `jobs.owner` of what it runs.
     owner: String,
     pace: scrub::Pace,
+    /// Where the CPU-heavy work runs: blocking threads at `[jobs] nice`.
+    cpu: tokio::runtime::Handle,
     stop: watch::Receiver<bool>,
     /// Every task of the jobs, so that a stop can wait for them.
     tasks: tokio_util::task::TaskTracker,
@@ -68,6 +72,7 @@ pub(crate) struct Ctx {
 #[derive(Debug)]
 pub struct Jobs {
     runtime: tokio::runtime::Runtime,
+    cpu: tokio::runtime::Runtime,
     stop: watch::Sender<bool>,
     ctx: Arc<Ctx>,
 }
@@ -86,11 +91,15 @@ impl Jobs {
         }
         let nice = i32::from(config.nice);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.workers + 1)
-            .max_blocking_threads(config.workers + 1)
+            .worker_threads(2)
             .thread_name("asset-catalog-jobs")
-            .on_thread_start(move || lower_priority(nice))
             .enable_all()
+            .build()?;
+        // Only its blocking pool is used (spawn_blocking), one thread per worker.
+        let cpu = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(config.workers)
+            .thread_name("asset-catalog-jobs-cpu")
+            .on_thread_start(move || lower_priority(nice))
             .build()?;
         let (stop, stopped) = watch::channel(false);
         let owner = format!(
@@ -104,6 +113,7 @@ impl Jobs {
             config: config.clone(),
             owner,
             pace: scrub::Pace::new(config.scrub_bytes_per_sec),
+            cpu: cpu.handle().clone(),
             stop: stopped,
             tasks: tokio_util::task::TaskTracker::new(),
         });
@@ -113,7 +123,12 @@ impl Jobs {
         ctx.tasks.spawn_on(lane::scrub(Arc::clone(&ctx)), handle);
         ctx.tasks.spawn_on(heartbeat(Arc::clone(&ctx)), handle);
         ctx.tasks.spawn_on(report(Arc::clone(&ctx), status), handle);
-        Ok(Some(Self { runtime, stop, ctx }))
+        Ok(Some(Self {
+            runtime,
+            cpu,
+            stop,
+            ctx,
+        }))
     }
 
     /// Stop the workers; the jobs they were running go back to the queue
@@ -130,6 +145,7 @@ impl Jobs {
             tracing::warn!("stopping: background jobs did not stop in time");
         }
         self.runtime.shutdown_background();
+        self.cpu.shutdown_background();
         let index = self.ctx.catalog.index();
         match index.release_jobs(&self.ctx.owner).await {
             Ok(0) => {}
