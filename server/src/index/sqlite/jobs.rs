@@ -1,6 +1,8 @@
 //! The job queue and what jobs record, on SQLite. One process owns the
 //! file, so claims need no row locks: the writer connection serialises
-//! them. Heartbeats and reclaim work as on PostgreSQL, so a job whose
+//! them. Every write joins the group commit (`group.rs`): beside a stream
+//! of uploads, a job's claim and its results ride in the uploads' commits
+//! instead of costing a WAL fsync each. Heartbeats and reclaim work as on PostgreSQL, so a job whose
 //! server was killed runs again after the next start.
 
 use asset_catalog_proto::{Integrity, Media, Sha256Hex};
@@ -17,7 +19,7 @@ impl SqliteIndex {
     pub async fn enqueue_job(&self, kind: JobKind, sha: &Sha256Hex) -> Result<bool, IndexError> {
         let sha = sha.clone();
         let now = to_nanos(OffsetDateTime::now_utc());
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO jobs (kind, sha256, created) VALUES (?, ?, ?)",
             )?
@@ -36,7 +38,7 @@ impl SqliteIndex {
     ) -> Result<Vec<ClaimedJob>, IndexError> {
         let owner = owner.to_owned();
         let now = to_nanos(OffsetDateTime::now_utc());
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "UPDATE jobs SET state = 'running', owner = ?1, heartbeat = ?2, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM jobs WHERE kind = ?3 AND state = 'queued' AND run_after <= ?2 \
@@ -63,7 +65,7 @@ impl SqliteIndex {
     pub async fn heartbeat_jobs(&self, owner: &str) -> Result<u64, IndexError> {
         let owner = owner.to_owned();
         let now = to_nanos(OffsetDateTime::now_utc());
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             conn.prepare_cached(
                 "UPDATE jobs SET heartbeat = ?2 WHERE owner = ?1 AND state = 'running'",
             )?
@@ -76,7 +78,7 @@ impl SqliteIndex {
     /// Put back `owner`'s running jobs (it is stopping), the run not counted.
     pub async fn release_jobs(&self, owner: &str) -> Result<u64, IndexError> {
         let owner = owner.to_owned();
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             conn.prepare_cached(RELEASE_SQL)?
                 .execute([owner])
                 .map(|n| n as u64)
@@ -92,7 +94,7 @@ impl SqliteIndex {
         max_attempts: u32,
     ) -> Result<u64, IndexError> {
         let (stale, now) = (to_nanos(stale), to_nanos(OffsetDateTime::now_utc()));
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             conn.prepare_cached(
                 "UPDATE jobs SET state = iif(attempts >= ?2, 'failed', 'queued'), owner = NULL, \
                      heartbeat = NULL, run_after = ?3, \
@@ -114,7 +116,7 @@ impl SqliteIndex {
     ) -> Result<(), IndexError> {
         let owner = owner.to_owned();
         let now = to_nanos(OffsetDateTime::now_utc());
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             match outcome {
                 JobOutcome::Done => conn
                     .prepare_cached("DELETE FROM jobs WHERE id = ? AND owner = ?")?
@@ -135,7 +137,7 @@ impl SqliteIndex {
     /// longest unverified first; returns how many were queued.
     pub async fn enqueue_scrubs(&self, due: OffsetDateTime, n: usize) -> Result<u64, IndexError> {
         let (due, now) = (to_nanos(due), to_nanos(OffsetDateTime::now_utc()));
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             conn.prepare_cached(
                 "INSERT OR IGNORE INTO jobs (kind, sha256, created) \
                  SELECT 'scrub', sha256, ?3 FROM assets WHERE verified_at < ?1 \
@@ -201,19 +203,17 @@ impl SqliteIndex {
 
     /// Queue failed jobs again with fresh attempts; returns how many.
     pub async fn retry_jobs(&self, which: RetrySelection) -> Result<u64, IndexError> {
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
+        self.write_grouped(move |conn| {
             let mut n = 0;
             match which {
-                RetrySelection::All => n += tx.execute(RETRY_ALL, [])?,
+                RetrySelection::All => n += conn.execute(RETRY_ALL, [])?,
                 RetrySelection::Ids(ids) => {
-                    let mut stmt = tx.prepare_cached(&format!("{RETRY_ALL} AND id = ?"))?;
+                    let mut stmt = conn.prepare_cached(&format!("{RETRY_ALL} AND id = ?"))?;
                     for id in ids {
                         n += stmt.execute([id])?;
                     }
                 }
             }
-            tx.commit()?;
             Ok(n as u64)
         })
         .await
@@ -224,7 +224,7 @@ impl SqliteIndex {
         let sha = sha.clone();
         let json = serde_json::to_string(media).unwrap_or_default();
         let (kind, taken) = (media.kind.as_str(), media.taken_at.map(to_nanos));
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             conn.prepare_cached(
                 "UPDATE assets SET media = ?2, kind = ?3, taken_at = ?4 WHERE sha256 = ?1",
             )?
@@ -237,7 +237,7 @@ impl SqliteIndex {
     /// Record the thumbnails' extension, or `""`: none can exist.
     pub async fn record_thumbnail(&self, sha: &Sha256Hex, ext: &str) -> Result<bool, IndexError> {
         let (sha, ext) = (sha.clone(), ext.to_owned());
-        self.write(move |conn| {
+        self.write_grouped(move |conn| {
             conn.prepare_cached("UPDATE assets SET thumbnail = ?2 WHERE sha256 = ?1")?
                 .execute(params![sha.as_str(), ext])
                 .map(|n| n == 1)
@@ -268,19 +268,17 @@ impl SqliteIndex {
     ) -> Result<Option<Integrity>, IndexError> {
         let sha = sha.clone();
         let at = to_nanos(at);
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
-            let before: Option<String> = tx
+        self.write_grouped(move |conn| {
+            let before: Option<String> = conn
                 .prepare_cached("SELECT integrity FROM assets WHERE sha256 = ?")?
                 .query_row([sha.as_str()], |r| r.get(0))
                 .optional()?;
             if before.is_some() {
-                tx.prepare_cached(
+                conn.prepare_cached(
                     "UPDATE assets SET integrity = ?2, verified_at = ?3 WHERE sha256 = ?1",
                 )?
                 .execute(params![sha.as_str(), found.as_str(), at])?;
             }
-            tx.commit()?;
             Ok(before.map(|b| Integrity::parse(&b).unwrap_or_default()))
         })
         .await
