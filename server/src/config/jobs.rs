@@ -30,6 +30,9 @@ pub struct JobsConfig {
     pub scrub_bytes_per_sec: u64,
     /// Every asset is re-read at least once in this many days.
     pub scrub_period_days: u64,
+    /// Before starting a job, wait until this server has had no upload under
+    /// way for a second, but never longer than this (0: do not wait).
+    pub yield_to_uploads_secs: u64,
     /// Keep the GPS position from a photo's EXIF (off: it is never stored).
     pub keep_gps: bool,
     /// Largest image a thumbnail is made of, in pixels (width × height).
@@ -50,6 +53,7 @@ impl Default for JobsConfig {
             scrub_bytes_per_sec: DEFAULT_SCRUB_BYTES_PER_SEC,
             scrub_period_days: 30,
             keep_gps: false,
+            yield_to_uploads_secs: 30,
             max_image_pixels: 100_000_000,
             max_image_bytes: 256 * 1024 * 1024,
         }
@@ -63,6 +67,10 @@ impl JobsConfig {
 
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
+    }
+
+    pub fn yield_to_uploads(&self) -> Duration {
+        Duration::from_secs(self.yield_to_uploads_secs)
     }
 
     pub fn scrub_period(&self) -> Duration {

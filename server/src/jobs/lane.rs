@@ -19,6 +19,8 @@ const IDLE_MAX: Duration = Duration::from_secs(1);
 const SCRUB_IDLE: Duration = Duration::from_secs(5);
 /// Scrubs queued at once by one server.
 const SCRUB_BATCH: usize = 64;
+/// Uploads count as paused after this long without one.
+const QUIET: Duration = Duration::from_secs(1);
 /// First retry delay; doubled for each further attempt, up to an hour.
 const RETRY_BASE: Duration = Duration::from_secs(30);
 const RETRY_MAX: Duration = Duration::from_secs(3600);
@@ -32,7 +34,7 @@ pub(super) async fn media(ctx: Arc<Ctx>) {
         let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        if *ctx.stop.borrow() {
+        if *ctx.stop.borrow() || !yield_to_uploads(&ctx).await {
             return;
         }
         let mut claimed = None;
@@ -70,7 +72,7 @@ pub(super) async fn media(ctx: Arc<Ctx>) {
 pub(super) async fn scrub(ctx: Arc<Ctx>) {
     let index = ctx.catalog.index();
     loop {
-        if *ctx.stop.borrow() {
+        if *ctx.stop.borrow() || !yield_to_uploads(&ctx).await {
             return;
         }
         let wait = match claim(&ctx, JobKind::Scrub).await {
@@ -93,6 +95,27 @@ pub(super) async fn scrub(ctx: Arc<Ctx>) {
         };
         if !pause(&ctx, wait).await {
             return;
+        }
+    }
+}
+
+/// Wait until this server has had no upload under way for [`QUIET`], at
+/// most `[jobs] yield_to_uploads_secs`: jobs take what uploads leave, and a
+/// server that never pauses still runs a job per lane that often. `false`
+/// when the jobs stop meanwhile.
+async fn yield_to_uploads(ctx: &Ctx) -> bool {
+    let deadline = Instant::now() + ctx.config.yield_to_uploads();
+    loop {
+        let quiet = ctx.catalog.uploads_quiet_for();
+        let now = Instant::now();
+        if quiet >= QUIET || now >= deadline {
+            return true;
+        }
+        let nap = (QUIET - quiet)
+            .min(deadline - now)
+            .max(Duration::from_millis(10));
+        if !pause(ctx, nap).await {
+            return false;
         }
     }
 }

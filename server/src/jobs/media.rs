@@ -63,11 +63,11 @@ pub(super) async fn metadata(ctx: &Ctx, sha: &Sha256Hex) -> Result<(), JobError>
         limits: limits(ctx),
     };
     let name = asset.name.clone();
-    let media = ctx.cpu.spawn_blocking(move || {
-        asset_catalog_media::describe(reader, &head, &name, &options)
-    })
-    .await
-    .map_err(|e| JobError::Transient(format!("the metadata reader stopped: {e}")))??;
+    let media = ctx
+        .cpu
+        .spawn_blocking(move || asset_catalog_media::describe(reader, &head, &name, &options))
+        .await
+        .map_err(|e| JobError::Transient(format!("the metadata reader stopped: {e}")))??;
     if !index.record_media(sha, &media).await? {
         return Ok(());
     }
@@ -118,11 +118,13 @@ pub(super) async fn thumbnail(ctx: &Ctx, sha: &Sha256Hex) -> Result<(), JobError
     let chunks: Vec<Bytes> = body.stream.try_collect().await?;
     let bytes = Arc::new(chunks.concat());
     let limits = limits(ctx);
-    let made = ctx.cpu.spawn_blocking(move || {
-        asset_catalog_media::thumbnails(&bytes, &media.media_type, media.orientation, &limits)
-    })
-    .await
-    .map_err(|e| JobError::Transient(format!("the thumbnailer stopped: {e}")))?;
+    let made = ctx
+        .cpu
+        .spawn_blocking(move || {
+            asset_catalog_media::thumbnails(&bytes, &media.media_type, media.orientation, &limits)
+        })
+        .await
+        .map_err(|e| JobError::Transient(format!("the thumbnailer stopped: {e}")))?;
     let made = match made {
         Ok(made) => made,
         Err(e) => {

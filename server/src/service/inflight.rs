@@ -15,10 +15,31 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use asset_catalog_proto::Sha256Hex;
 
-type Counts = Arc<Mutex<HashMap<Sha256Hex, usize>>>;
+type Counts = Arc<Mutex<State>>;
+
+/// The uploads under way, and when the last one ended.
+#[derive(Debug, Default)]
+struct State {
+    hashes: HashMap<Sha256Hex, usize>,
+    last_end: Option<Instant>,
+}
+
+impl std::ops::Deref for State {
+    type Target = HashMap<Sha256Hex, usize>;
+    fn deref(&self) -> &Self::Target {
+        &self.hashes
+    }
+}
+
+impl std::ops::DerefMut for State {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.hashes
+    }
+}
 
 /// The hashes whose uploads are under way, with how many of each.
 #[derive(Debug, Default)]
@@ -62,11 +83,23 @@ impl InFlight {
             .cloned()
             .collect()
     }
+
+    /// How long no upload has been under way (zero while one is); the
+    /// background jobs wait for a quiet moment (see `jobs/lane.rs`).
+    pub fn quiet_for(&self) -> Duration {
+        let state = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        match (state.is_empty(), state.last_end) {
+            (false, _) => Duration::ZERO,
+            (true, Some(end)) => end.elapsed(),
+            (true, None) => Duration::MAX,
+        }
+    }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.last_end = Some(Instant::now());
         if let Some(n) = counts.get_mut(&self.sha) {
             *n -= 1;
             if *n == 0 {
@@ -89,13 +122,19 @@ mod tests {
         );
         let both = [a.clone(), b.clone()];
         assert!(inflight.snapshot(&both).is_empty());
+        assert_eq!(inflight.quiet_for(), Duration::MAX, "nothing ever uploaded");
         let first = inflight.begin(&a);
+        assert_eq!(inflight.quiet_for(), Duration::ZERO);
         let second = inflight.begin(&a);
         assert_eq!(inflight.snapshot(&both), vec![a.clone()]);
         drop(first);
         assert_eq!(inflight.snapshot(&both), vec![a.clone()], "one still runs");
         drop(second);
         assert!(inflight.snapshot(&both).is_empty());
+        assert!(
+            inflight.quiet_for() < Duration::from_secs(60),
+            "quiet since just now"
+        );
         assert!(inflight.counts.lock().expect("lock").is_empty());
     }
 }

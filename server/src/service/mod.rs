@@ -363,6 +363,11 @@ impl Catalog {
             .await
     }
 
+    /// How long this server has had no upload under way (zero while one is).
+    pub fn uploads_quiet_for(&self) -> std::time::Duration {
+        self.inner.inflight.quiet_for()
+    }
+
     /// Readiness probes run so far (each answers `/readyz` for a second).
     pub fn readiness_probes(&self) -> u64 {
         self.inner.ready.probes()
