@@ -453,3 +453,48 @@ pub async fn jobs_can_be_turned_off() {
     );
     server.stop().await;
 }
+
+/// Jobs take what uploads leave: while uploads keep arriving, each lane
+/// starts a job only every `[jobs] yield_to_uploads_secs`; once they stop,
+/// the rest runs after a second of quiet.
+pub async fn jobs_yield_to_uploads() {
+    let server = TestServer::start_with(Kind::Memory, |c| {
+        fast_jobs(c);
+        c.jobs.yield_to_uploads_secs = 4;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut hashes = Vec::new();
+    let mut n = 0u32;
+    // Small uploads back to back for 12 s (never a second of quiet), with
+    // four images among the first ones: 4 metadata and 4 thumbnail jobs.
+    while started.elapsed() < Duration::from_secs(12) {
+        if n % 5 == 0 && hashes.len() < 4 {
+            let png = encode(
+                DynamicImage::ImageRgb8(gradient(40 + n, 30)),
+                ImageFormat::Png,
+            );
+            server.upload(&format!("i{n}.png"), &png).await;
+            hashes.push(sha256_hex(&png));
+        }
+        server
+            .upload(&format!("n{n}.txt"), format!("busy {n}\n").as_bytes())
+            .await;
+        n += 1;
+    }
+    let done = |metrics: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("asset_catalog_job_duration_seconds_count{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let during = done(&server.metrics_text().await);
+    // One lane, one job per 4 s at most: the 12 s allow 4 (one at the start).
+    assert!(during <= 4, "{during} jobs ran while uploads never paused");
+    for sha in &hashes {
+        assert_eq!(settled(&server, sha).await["thumbnail"], true);
+    }
+    eprintln!("{n} uploads in 12 s; {during} jobs ran meanwhile");
+    server.stop().await;
+}

@@ -127,6 +127,11 @@ mod background_jobs {
     async fn jobs_can_be_turned_off() {
         crate::jobs::jobs_can_be_turned_off().await;
     }
+
+    #[actix_web::test]
+    async fn jobs_yield_to_uploads() {
+        crate::jobs::jobs_yield_to_uploads().await;
+    }
 }
 
 mod fsck_runs {
