@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use asset_catalog_proto::Sha256Hex;
+use asset_catalog_proto::Asset;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 
@@ -174,40 +174,38 @@ async fn run(ctx: &Ctx, job: ClaimedJob) {
 }
 
 async fn execute(ctx: &Ctx, job: &ClaimedJob) -> Result<(), JobError> {
-    let limit = time_limit(ctx, job).await;
-    let work = async {
-        match job.kind {
-            JobKind::Metadata => media::metadata(ctx, &job.sha256).await,
-            JobKind::Thumbnail => media::thumbnail(ctx, &job.sha256).await,
-            JobKind::Scrub => scrub_job(ctx, &job.sha256).await,
+    let base = ctx.config.job_timeout();
+    match job.kind {
+        JobKind::Metadata => within(base, media::metadata(ctx, &job.sha256)).await,
+        JobKind::Thumbnail => within(base, media::thumbnail(ctx, &job.sha256)).await,
+        JobKind::Scrub => {
+            let Some(asset) = ctx.catalog.index().get(&job.sha256).await? else {
+                return Ok(());
+            };
+            // A scrub also gets the time its size takes at the scrub rate.
+            let rate = ctx.config.scrub_bytes_per_sec;
+            let limit = base + Duration::from_secs(asset.size.checked_div(rate).unwrap_or(0));
+            within(limit, scrub_job(ctx, &asset)).await
         }
-    };
-    match tokio::time::timeout(limit, work).await {
-        Ok(result) => result,
-        Err(_) => Err(JobError::Transient(format!(
+    }
+}
+
+/// `work`, failed as transient when it runs longer than `limit`.
+async fn within(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<(), JobError>>,
+) -> Result<(), JobError> {
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(JobError::Transient(format!(
             "it ran out of its time limit ({} s)",
             limit.as_secs()
-        ))),
-    }
+        )))
+    })
 }
 
-/// `[jobs] job_timeout_secs`; a scrub also gets the time its size takes
-/// at the scrub rate.
-async fn time_limit(ctx: &Ctx, job: &ClaimedJob) -> Duration {
-    let base = ctx.config.job_timeout();
-    if job.kind != JobKind::Scrub || ctx.config.scrub_bytes_per_sec == 0 {
-        return base;
-    }
-    let size = match ctx.catalog.index().get(&job.sha256).await {
-        Ok(Some(asset)) => asset.size,
-        _ => 0,
-    };
-    base + Duration::from_secs(size / ctx.config.scrub_bytes_per_sec)
-}
-
-async fn scrub_job(ctx: &Ctx, sha: &Sha256Hex) -> Result<(), JobError> {
+async fn scrub_job(ctx: &Ctx, asset: &Asset) -> Result<(), JobError> {
     let (storage, index) = (ctx.catalog.storage(), ctx.catalog.index());
-    scrub::scrub_one(storage, index, sha, &ctx.pace, ctx.catalog.metrics())
+    scrub::scrub_asset(storage, index, asset, &ctx.pace, ctx.catalog.metrics())
         .await
         .map(drop)
         .map_err(|e| JobError::Transient(e.to_string()))

@@ -122,7 +122,19 @@ pub async fn scrub_one(
     let Some(asset) = index.get(sha).await? else {
         return Ok(None);
     };
-    let found = verify(storage, &asset, pace, metrics).await?;
+    scrub_asset(storage, index, &asset, pace, metrics).await
+}
+
+/// [`scrub_one`] of an asset row already read.
+pub async fn scrub_asset(
+    storage: &Storage,
+    index: &Index,
+    asset: &Asset,
+    pace: &Pace,
+    metrics: &Metrics,
+) -> Result<Option<Integrity>, ScrubError> {
+    let sha = &asset.sha256;
+    let found = verify(storage, asset, pace, metrics).await?;
     if found != Integrity::Ok {
         // A delete (object first, then row) or an fsck repair (another key)
         // may have run meanwhile: only the row as it is now counts.
