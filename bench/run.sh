@@ -5,7 +5,8 @@
 # asset-catalog-server on 127.0.0.1, generates its own data, runs B1-B6 for us
 # and for the peers (median of 3 runs each), B7 (scale-out ingest), B8 (the
 # index at 1,000,000 assets, SQLite vs PostgreSQL, bench/index-bench) and B9
-# (background jobs; Debian's python3-pil draws its JPEGs) and writes BENCHMARKS.md.
+# (background jobs; Debian's python3-pil draws its JPEGs), B11 (the web UI on
+# B8's index, in Debian's Chromium) and writes BENCHMARKS.md.
 #
 #   bench/run.sh                    # full run (~50 min on 2 idle cores), writes BENCHMARKS.md
 #   bench/run.sh --quick            # smoke run: small sizes, 1 run (~2 min),
@@ -19,6 +20,7 @@
 #                                   #   sharing PostgreSQL behind HAProxy, into BENCHMARKS.md
 #   bench/run.sh --only B9 --merge  # B9 alone (~12 min): scrub vs sha256sum, thumbnail jobs/s
 #                                   #   of 12 MP JPEGs, B1's ingest beside a backlog of jobs
+#   bench/run.sh --only B11 --merge # B11 alone: the web UI at 1M assets in Chromium
 #   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
 #   bench/run.sh --no-build         # use the binaries already in target/
 #   bench/run.sh --perf --only B1   # profile our daemons (perf record) -> target/bench/perf/
@@ -63,7 +65,7 @@ for t in python3 gcc cargo git find sha256sum xargs; do
   command -v "$t" >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
 done
 # What the chosen scenarios need: B1-B6 the peers and Garage, B8 PostgreSQL,
-# B9 Garage and python3-pil.
+# B9 Garage and python3-pil, B11 Chromium and python3-selenium.
 only=${only// /}
 wants() { [[ ",${only^^}," =~ ,($1), ]]; }
 # The peers are Debian's packages, called by absolute path (a pip-installed
@@ -87,6 +89,12 @@ fi
 # only the standard library of whichever python3 runs it).
 if wants B9; then
   /usr/bin/python3 -c 'import PIL' 2>/dev/null || missing+=(python3-pil)
+fi
+# B11 reads the web UI in Debian's Chromium, through Debian's Selenium.
+if wants B11; then
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  /usr/bin/python3 -c 'import selenium' 2>/dev/null || missing+=(python3-selenium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

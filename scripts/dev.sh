@@ -65,6 +65,7 @@ done
 
 "$bin/asset-watcher" run &
 pids+=($!)
+link=$("$bin/asset-catalog-server" --config "$dev/server.toml" ui-link --base-url "$url" 2>/dev/null)
 
 cat <<MSG
 
@@ -72,7 +73,10 @@ asset-catalog is running:
   server   $url   (state in $dev/state)
   watching $watch_dir
 
-Drop files into $watch_dir, then list the catalog:
+Drop files into $watch_dir, then browse the catalog: open this one-time
+sign-in link (15 minutes; later sign in with the token in $dev/admin.token):
+  $link
+or list it:
   curl -s -H "Authorization: Bearer \$(cat $dev/admin.token)" $url/v1/assets | python3 -m json.tool
 Watcher status:
   XDG_STATE_HOME=$XDG_STATE_HOME XDG_CONFIG_HOME=$XDG_CONFIG_HOME $bin/asset-watcher status

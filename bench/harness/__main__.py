@@ -1,6 +1,7 @@
 """Benchmark harness for issue #6: runs B1-B6 for asset-catalog and its peers
 against one local Garage, B7 (scale-out ingest on PostgreSQL), B8 (the index
-at 1M assets, SQLite vs PostgreSQL) and B9 (background jobs), and writes
+at 1M assets, SQLite vs PostgreSQL), B9 (background jobs) and B11 (the web
+UI at 1M assets, in Chromium), and writes
 BENCHMARKS.md. Start it through
 bench/run.sh, which builds the binaries and installs the peers first.
 
@@ -28,12 +29,13 @@ import scen_jobs
 import scen_local
 import scen_scale
 import scen_server
+import scen_ui
 import scen_upload
 from ctx import Bins, Ctx, Params
 from results import Comparison, Measure, Scenario
 from util import BenchError, log, stop_all
 
-ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9"]
+ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B11"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -80,7 +82,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.runs = 1 if args.quick else 3
     if args.runs < 1:
         ap.error("--runs must be at least 1")
-    if not args.garage and not args.render and any(s != "B8" for s in args.only):
+    if not args.garage and not args.render and any(s not in ("B8", "B11") for s in args.only):
         ap.error("--garage is required for B1-B7 and B9")
     if args.assets is not None and args.assets < 1000:
         ap.error("--assets must be at least 1000")
@@ -125,6 +127,7 @@ def run_scenarios(ctx: Ctx, only: list[str]) -> list[Scenario]:
     attempt("B7", "Scale-out ingest on PostgreSQL", scen_scale.b7)
     attempt("B8", "The index at 1M assets", scen_index.b8)
     attempt("B9", "Background jobs", scen_jobs.b9)
+    attempt("B11", "The web UI at 1M assets", scen_ui.b11)
     return sorted(done, key=lambda s: int(s.id[1:]))
 
 
@@ -169,8 +172,10 @@ def main(argv: list[str]) -> int:
                 watcher=args.bin_dir / "asset-watcher",
                 objbench=args.bin_dir / "objstore-bench", garage=args.garage, shim=args.shim,
                 indexbench=args.bin_dir / "index-bench")
-    needed = [bins.indexbench] if "B8" in args.only else []
-    if any(s != "B8" for s in args.only):
+    needed = [bins.indexbench] if {"B8", "B11"} & set(args.only) else []
+    if "B11" in args.only:
+        needed.append(bins.server)
+    if any(s not in ("B8", "B11") for s in args.only):
         needed += [bins.server, bins.watcher, bins.objbench, bins.garage]
     for b in needed:
         if not b.exists():

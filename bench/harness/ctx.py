@@ -52,6 +52,8 @@ class Params:
     b9_image_px: tuple[int, int] = (4000, 3000)
     b9_backlog_images: int = 96
     b9_backlog_objects: int = 8
+    # B11: the web UI on the B8 index (b8_assets): loads per page and mode.
+    b11_runs: int = 10
 
     @classmethod
     def quick(cls) -> "Params":
@@ -59,7 +61,7 @@ class Params:
                    b5_size=64 * MIB, b6_requests=3, wrk_seconds=2,
                    b8_assets=20_000, b8_reps=5, b8_insert_seconds=3.0,
                    b9_objects=4, b9_object_size=16 * MIB, b9_images=4,
-                   b9_backlog_images=8, b9_backlog_objects=2)
+                   b9_backlog_images=8, b9_backlog_objects=2, b11_runs=3)
 
 
 @dataclass

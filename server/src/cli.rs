@@ -79,6 +79,14 @@ pub enum Command {
     /// Re-read stored content and compare it with its hash
     #[command(long_about = SCRUB_ABOUT)]
     Scrub(ScrubArgs),
+    /// Print a one-time link that signs a browser in to the web UI as an administrator
+    #[command(long_about = UI_LINK_ABOUT)]
+    UiLink {
+        /// How browsers reach this server, e.g. https://catalog.example.org
+        /// (default: built from [server] listen)
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
     /// Write the man page and shell completions (used when packaging)
     #[command(hide = true)]
     GenerateDocs {
@@ -123,6 +131,12 @@ With --now: scrub the named assets (every asset when none is named) here and now
 print one line per asset, and exit 0 when all are whole, 1 when one is corrupt,
 missing or unknown, 2 when it could not check. Without --now: queue scrubs of the
 named assets for the running servers' jobs.";
+
+const UI_LINK_ABOUT: &str = "\
+Print a one-time link that signs a browser in to the web UI as an administrator,
+without a token. It works once, for [ui] link_minutes (15), on every server sharing
+this index; opening it shows a button that spends it. Anyone holding the link in that
+time can use it: pass it on only through a channel you trust.";
 
 /// Options of `scrub`.
 #[derive(Debug, Clone, clap::Args)]

@@ -130,6 +130,8 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::BadRequest(m) => Self::new(ErrorCode::BadRequest, m),
             ServiceError::InvalidHash(m) => Self::new(ErrorCode::InvalidHash, m),
+            ServiceError::Unauthorized(m) => Self::new(ErrorCode::Unauthorized, m),
+            ServiceError::Forbidden(m) => Self::new(ErrorCode::Forbidden, m),
             e @ ServiceError::HashMismatch { .. } => {
                 Self::new(ErrorCode::HashMismatch, e.to_string())
             }

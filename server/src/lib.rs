@@ -2,7 +2,7 @@
 //! process exit codes lives here so tests can drive the real server in-process
 //! (`run` on a `127.0.0.1:0` listener) or through the binary.
 //!
-//! Dependencies point one way: [`http`] → [`service`] → [`storage`] / [`index`].
+//! Dependencies point one way: [`http`] and [`ui`] → [`service`] → [`storage`] / [`index`].
 
 pub mod admin;
 pub mod auth;
@@ -21,6 +21,7 @@ pub mod service;
 pub mod storage;
 pub mod tls;
 pub mod token_admin;
+pub mod ui;
 
 pub use config::{Config, ConfigError};
 pub use server::{ServeError, run, run_with_storage};

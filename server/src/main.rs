@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Some(Command::GenerateDocs { ref out }) => generate_docs(out),
+        Some(Command::UiLink { ref base_url }) => ui_link(&cli, base_url.as_deref()),
         Some(Command::CheckConfig) => return check_config(&cli),
         Some(Command::Reindex) => reindex(&cli),
         Some(Command::ExportIndex { ref file }) => export_index(&cli, file),
@@ -240,6 +241,22 @@ fn token(cli: &Cli, command: &TokenCommand) -> Result<()> {
             println!("revoked {id}");
         }
     }
+    Ok(())
+}
+
+fn ui_link(cli: &Cli, base_url: Option<&str>) -> Result<()> {
+    let (config, _) = load(cli)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let secret = runtime.block_on(token_admin::ui_link(&config))?;
+    let base = match base_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => token_admin::base_url(&config),
+    };
+    eprintln!(
+        "open this within {} minutes; it signs one browser in as an administrator, once:",
+        config.ui.link_minutes
+    );
+    println!("{base}/ui/sign-in/link?link={secret}");
     Ok(())
 }
 

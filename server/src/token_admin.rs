@@ -55,6 +55,30 @@ pub async fn create(
     .await
 }
 
+/// Store a one-time admin sign-in link for the web UI; returns its secret.
+pub async fn ui_link(config: &Config) -> Result<String, TokenAdminError> {
+    let lifetime = config.ui.link_lifetime();
+    with_index(config, |index| async move {
+        Ok(crate::service::store_sign_in_link(&index, lifetime).await?)
+    })
+    .await
+}
+
+/// `http(s)://ADDR` from `[server] listen` (an unspecified address as loopback).
+pub fn base_url(config: &Config) -> String {
+    let scheme = if config.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    let listen = &config.server.listen;
+    let host = match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_unspecified() => format!("localhost:{}", addr.port()),
+        _ => listen.clone(),
+    };
+    format!("{scheme}://{host}")
+}
+
 /// `client=ID, 1.5 GiB of 10.0 GiB, 60/min` (or `-` when unlimited).
 pub fn describe_limits(limits: &TokenLimits, stored: Option<u64>) -> String {
     let mut parts = Vec::new();

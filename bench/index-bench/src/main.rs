@@ -56,6 +56,10 @@ struct Args {
     /// check): rewritten SQL and settings, not the server's; see src/fixes.rs.
     #[arg(long)]
     fixes: bool,
+    /// Keep the loaded SQLite index (as the server would open it) at this
+    /// path instead of deleting it: bench B11 serves it to a browser.
+    #[arg(long, value_name = "PATH")]
+    keep_sqlite: Option<PathBuf>,
     /// Seed of the generated catalog.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -197,6 +201,9 @@ async fn run_sqlite(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {
     } else {
         Vec::new()
     };
+    if let Some(keep) = &plan.args.keep_sqlite {
+        keep_file(&path, keep)?;
+    }
     Ok(BackendReport {
         backend: "SQLite",
         load,
@@ -210,6 +217,21 @@ async fn run_sqlite(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {
         insert,
         prototypes,
     })
+}
+
+/// Move the SQLite file (and its `-wal`/`-shm`, if any are left) to `keep`.
+fn keep_file(path: &std::path::Path, keep: &std::path::Path) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let to = PathBuf::from(format!("{}{suffix}", keep.display()));
+            std::fs::rename(&from, &to)
+                .or_else(|_| std::fs::copy(&from, &to).map(drop))
+                .with_context(|| format!("keep {} as {}", from.display(), to.display()))?;
+        }
+    }
+    progress(&format!("SQLite: index kept at {}", keep.display()));
+    Ok(())
 }
 
 async fn run_postgres(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {

@@ -13,6 +13,7 @@ mod jobs;
 mod load;
 mod secret;
 mod tls_file;
+mod ui;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ pub use jobs::{DEFAULT_SCRUB_BYTES_PER_SEC, JobsConfig};
 pub use load::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX};
 pub use secret::{SecretError, SecretString};
 pub use tls_file::{TLS_CREDENTIAL_PREFIX, TLS_DIR, TlsFile};
+pub use ui::UiConfig;
 
 /// Default state directory when neither the file nor `$STATE_DIRECTORY` names one.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/asset-catalog";
@@ -52,6 +54,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
+    pub ui: UiConfig,
     /// Facts from the process environment that are not configuration keys
     /// (`$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY`). Filled by the loader;
     /// tests set them directly instead of touching the real environment.

@@ -16,6 +16,7 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     validate_storage(config, &mut out);
     validate_log(config, &mut out);
     super::jobs::validate(&config.jobs, &mut out);
+    super::ui::validate(&config.ui, &mut out);
     validate_exposure(config, &mut out);
     out
 }

@@ -4,7 +4,7 @@
 use actix_multipart::{Field, Multipart, MultipartError};
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use asset_catalog_proto::{ErrorCode, Integrity, MediaKind};
+use asset_catalog_proto::{ErrorCode, Integrity, MediaKind, UploadResponse};
 use futures_util::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -133,9 +133,26 @@ pub(super) async fn form_upload(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let outcome = receive_form(&state, &caller, &req, payload).await?;
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(HttpResponse::build(status).json(outcome))
+}
+
+/// Read a multipart form upload (one `file`, optional `name`, `path`,
+/// `mtime`) and store it; the web UI's upload calls this too.
+pub(crate) async fn receive_form(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<UploadResponse, ApiError> {
     let mut form = Multipart::new(req.headers(), paced_payload(payload, state.limits.pace));
     let mut raw = RawMeta {
-        client: client(&req)?,
+        client: client(req)?,
         ..RawMeta::default()
     };
     let mut spooled: Option<Spooled> = None;
@@ -168,13 +185,7 @@ pub(super) async fn form_upload(
     let spooled = spooled
         .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "the form has no `file` field"))?;
     let meta = UploadMeta::parse(raw, &spooled.sha256)?;
-    let outcome = state.catalog.upload_spooled(&caller, spooled, meta).await?;
-    let status = if outcome.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok(HttpResponse::build(status).json(outcome))
+    Ok(state.catalog.upload_spooled(caller, spooled, meta).await?)
 }
 
 fn field_filename(field: &Field) -> Option<String> {

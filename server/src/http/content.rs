@@ -81,7 +81,7 @@ fn content_headers(b: &mut HttpResponseBuilder, asset: &Asset, etag: String) {
 
 /// `attachment; filename="ascii fallback"; filename*=UTF-8''percent-encoded`,
 /// controls and bidi controls replaced by `_` in both.
-pub(super) fn content_disposition(name: &str) -> ContentDisposition {
+pub(crate) fn content_disposition(name: &str) -> ContentDisposition {
     let shown: String = name
         .chars()
         .map(|c| if misleads_when_shown(c) { '_' } else { c })
@@ -110,7 +110,7 @@ pub(super) fn content_disposition(name: &str) -> ContentDisposition {
 }
 
 /// `If-None-Match` lists the ETag `tag` (unquoted; weak comparison) or is `*`.
-pub(super) fn not_modified(req: &HttpRequest, tag: &str) -> bool {
+pub(crate) fn not_modified(req: &HttpRequest, tag: &str) -> bool {
     req.headers()
         .get_all(header::IF_NONE_MATCH)
         .filter_map(|v| v.to_str().ok())

@@ -10,8 +10,16 @@
 //! the index on every request (no cache), so a revocation applies at once.
 //! Neither the `Authorization` header nor the token is ever logged.
 //!
+//! The web UI (`/` and `/ui/…`) is open here: its pages send a browser
+//! without a session to the sign-in page themselves. A browser's session
+//! cookie (see `service::session`) stands in for a bearer token on the UI's
+//! routes and on `GET`/`HEAD` of the API (thumbnails, content); never on an
+//! API write, so a cross-site form cannot use it (the UI's own forms carry a
+//! CSRF token, checked by `crate::ui`).
+//!
 //! The verified [`Caller`] (or [`Caller::trusted`] with auth off) goes into
-//! the request's extensions for the handlers. `/readyz` stays open; a valid
+//! the request's extensions for the handlers, with the [`UiSession`] when a
+//! cookie named one. `/readyz` stays open; a valid
 //! token sent with it earns the detailed answer, any other the short one.
 
 use std::collections::HashMap;
@@ -31,7 +39,8 @@ use super::AppState;
 use crate::auth::{Presented, Scope};
 use crate::error::ApiError;
 use crate::index::TokenVerdict;
-use crate::service::Caller;
+use crate::service::{Caller, UiSession};
+use crate::ui::SESSION_COOKIE;
 
 /// `last_used` is written at most this often per token.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -63,6 +72,8 @@ enum Need {
     OpenOrToken,
     /// Any valid token (unknown methods: the router answers 405).
     AnyToken,
+    /// A web UI page: a session cookie, if sent, identifies the caller.
+    Ui,
     Scope(Scope),
 }
 
@@ -71,6 +82,10 @@ fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
         "/healthz" | super::openapi::PATH => return Need::Open,
         "/readyz" => return Need::OpenOrToken,
         "/metrics" if metrics_public => return Need::Open,
+        "/" => return Need::Ui,
+        // The UI's stylesheet, script and icons are the same for everyone.
+        p if p.starts_with("/ui/static/") => return Need::Open,
+        p if p.starts_with("/ui/") => return Need::Ui,
         _ => {}
     }
     match *method {
@@ -84,7 +99,7 @@ fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
 /// Uploads hold a permit for their whole duration.
 fn is_upload(method: &Method, path: &str) -> bool {
     (*method == Method::PUT && path.starts_with("/v1/assets/"))
-        || (*method == Method::POST && path == "/v1/assets")
+        || (*method == Method::POST && (path == "/v1/assets" || path == crate::ui::UPLOAD_PATH))
 }
 
 pub(super) async fn guard(
@@ -122,7 +137,16 @@ pub(super) async fn guard(
             Err(e) => return Ok(reject(req, &e)),
         }
     } else {
-        Some(Caller::trusted())
+        Some(Authorized::Caller(Caller::trusted()))
+    };
+    let caller = match caller {
+        Some(Authorized::Session(session)) => {
+            let caller = session.caller.clone();
+            req.extensions_mut().insert(session);
+            Some(caller)
+        }
+        Some(Authorized::Caller(caller)) => Some(caller),
+        None => None,
     };
     let _permit = if is_upload(req.method(), req.path()) {
         let caller = caller.clone().unwrap_or_else(Caller::trusted);
@@ -182,15 +206,41 @@ fn reject<B>(req: ServiceRequest, e: &ApiError) -> ServiceResponse<EitherBody<B>
     req.into_response(e.error_response()).map_into_right_body()
 }
 
-/// The caller a request's token names, if the route needs (or got) one.
+/// Who a request's credentials name.
+enum Authorized {
+    Caller(Caller),
+    Session(UiSession),
+}
+
+impl From<Caller> for Authorized {
+    fn from(caller: Caller) -> Self {
+        Self::Caller(caller)
+    }
+}
+
+/// The caller a request's token (or session cookie) names, if the route
+/// needs (or got) one.
 async fn authorize(
     state: &AppState,
     req: &ServiceRequest,
     needed: Need,
-) -> Result<Option<Caller>, ApiError> {
+) -> Result<Option<Authorized>, ApiError> {
     let header = req.headers().get(header::AUTHORIZATION);
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
     match (needed, header) {
         (Need::Open, _) | (Need::OpenOrToken, None) => return Ok(None),
+        (Need::Ui, None) => return Ok(session(state, req).await?.map(Authorized::Session)),
+        (Need::Scope(scope), None) if safe => {
+            if let Some(session) = session(state, req).await? {
+                return match session.caller.scopes().allows(scope) {
+                    true => Ok(Some(Authorized::Session(session))),
+                    false => Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        format!("this session lacks the `{scope}` scope this request needs"),
+                    )),
+                };
+            }
+        }
         _ => {}
     }
     let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthorized, m);
@@ -218,7 +268,15 @@ async fn authorize(
             ErrorCode::Forbidden,
             format!("token {id} ({scopes}) lacks the `{scope}` scope this request needs"),
         )),
-        _ => Ok(Some(Caller::from_grant(grant))),
+        _ => Ok(Some(Caller::from_grant(grant).into())),
+    }
+}
+
+/// The live session the request's cookie names, if any.
+async fn session(state: &AppState, req: &ServiceRequest) -> Result<Option<UiSession>, ApiError> {
+    match req.cookie(SESSION_COOKIE) {
+        Some(cookie) => Ok(state.catalog.ui_session(cookie.value()).await?),
+        None => Ok(None),
     }
 }
 
@@ -240,6 +298,10 @@ mod tests {
         );
         assert_eq!(n(Method::DELETE, "/v1/assets/x"), Need::Scope(Scope::Admin));
         assert_eq!(n(Method::PATCH, "/v1/assets/x"), Need::AnyToken);
+        assert_eq!(n(Method::GET, "/"), Need::Ui);
+        assert_eq!(n(Method::POST, "/ui/assets/x/delete"), Need::Ui);
+        assert_eq!(n(Method::GET, "/ui/static/app.css"), Need::Open);
+        assert!(is_upload(&Method::POST, "/ui/upload"));
         assert!(is_upload(&Method::PUT, "/v1/assets/ab"));
         assert!(!is_upload(&Method::POST, "/v1/assets/check"));
     }

@@ -4,15 +4,15 @@
 //! handlers are thin and call into [`crate::service`].
 
 mod asset;
-mod assets;
-mod content;
+pub(crate) mod assets;
+pub(crate) mod content;
 mod errors;
 mod guard;
 mod health;
 mod observe;
 mod openapi;
 mod pace;
-mod request;
+pub(crate) mod request;
 mod sightings;
 mod thumbnail;
 
@@ -54,6 +54,8 @@ pub struct RequestLimits {
     pub uploads: Arc<tokio::sync::Semaphore>,
     /// When each token's `last_used` was last written (rate-limits those writes).
     pub touched: guard::TouchLog,
+    /// The web UI's settings (`[ui]`).
+    pub ui: crate::ui::UiSettings,
 }
 
 impl RequestLimits {
@@ -72,6 +74,7 @@ impl RequestLimits {
                 config.server.max_concurrent_uploads,
             )),
             touched: guard::TouchLog::default(),
+            ui: crate::ui::UiSettings::from_config(config),
         }
     }
 }
@@ -88,11 +91,17 @@ pub fn app(
         InitError = (),
     >,
 > {
+    let ui = state.limits.ui.enabled;
     App::new()
         .app_data(web::Data::new(state))
         .wrap(from_fn(guard::guard))
         .wrap(from_fn(observe::observe))
-        .configure(routes)
+        .configure(|cfg| {
+            if ui {
+                crate::ui::routes(cfg);
+            }
+            routes(cfg);
+        })
 }
 
 /// One route: its path pattern and every method it serves (the `Allow` of its 405).

@@ -16,9 +16,10 @@ use crate::metrics::method_label;
 /// The `route` label: one of the registered patterns, else `(unmatched)` —
 /// never the raw path, so made-up paths cannot add series.
 fn route_label(pattern: Option<&str>) -> &'static str {
+    let api = ROUTES.iter().map(|(route, _)| *route);
     pattern
-        .and_then(|p| ROUTES.iter().find(|(route, _)| *route == p))
-        .map_or("(unmatched)", |(route, _)| route)
+        .and_then(|p| api.chain(crate::ui::ROUTES).find(|route| *route == p))
+        .unwrap_or("(unmatched)")
 }
 
 pub(super) async fn observe(

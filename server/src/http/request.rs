@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::service::{BodyError, RawMeta};
 
 /// Parse the `{sha256}` segment: 64 hex characters.
-pub(super) fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
+pub(crate) fn parse_hash(raw: &str) -> Result<Sha256Hex, ApiError> {
     raw.parse().map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidHash,

@@ -39,6 +39,15 @@ impl Caller {
         }
     }
 
+    /// A web UI session opened by a sign-in link: its scopes, no token.
+    pub fn session(scopes: Scopes) -> Self {
+        Self {
+            token: None,
+            scopes,
+            limits: TokenLimits::default(),
+        }
+    }
+
     /// The token's id (never its secret); `None` with auth off.
     pub fn token_id(&self) -> Option<&str> {
         self.token.as_deref()

@@ -8,8 +8,10 @@ mod inflight;
 mod ingest;
 mod locks;
 pub mod meta;
+mod overview;
 mod quota;
 mod ready;
+mod session;
 mod spool;
 mod thumbnail;
 mod upload;
@@ -32,8 +34,10 @@ pub use caller::Caller;
 pub use inflight::InFlight;
 pub use locks::HashLocks;
 pub use meta::{RawMeta, UploadMeta};
+pub use overview::{OVERVIEW_DAYS, OverviewReport};
 pub use quota::Quotas;
 pub use ready::{READY_TIMEOUT, Readiness, ReadyCache};
+pub use session::{SignedIn, UiSession, secret_hash, store_sign_in_link};
 pub use spool::Spooled;
 pub use thumbnail::Thumbnail;
 pub use upload::{BodyError, SMALL_BODY_MAX};
@@ -49,6 +53,12 @@ pub enum ServiceError {
     BadRequest(String),
     #[error("{0}")]
     InvalidHash(String),
+    /// A sign-in with an unknown or revoked token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A caller without the scope an operation needs.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the body hashes to {actual}, not to {expected}; nothing was stored")]
     HashMismatch {
         expected: Sha256Hex,

@@ -34,7 +34,7 @@ fn gradient(w: u32, h: u32) -> RgbImage {
 
 /// A JPEG whose EXIF says: Canon EOS 5D, taken 2024-05-06 07:08:09,
 /// orientation 6 (the camera was turned: display rotated 90° clockwise).
-fn photo_with_exif() -> Vec<u8> {
+pub(crate) fn photo_with_exif() -> Vec<u8> {
     let jpeg = encode(
         DynamicImage::ImageRgb8(gradient(320, 200)),
         ImageFormat::Jpeg,
@@ -99,7 +99,7 @@ fn png_bomb() -> Vec<u8> {
 }
 
 /// `secs` of 8 kHz mono 16-bit silence.
-fn wav(secs: u32) -> Vec<u8> {
+pub(crate) fn wav(secs: u32) -> Vec<u8> {
     let data = secs * 8000 * 2;
     let mut out = b"RIFF".to_vec();
     out.extend((36 + data).to_le_bytes());
@@ -118,7 +118,7 @@ fn wav(secs: u32) -> Vec<u8> {
 }
 
 /// The asset once the jobs decided about its thumbnail.
-async fn settled(server: &TestServer, sha: &str) -> Value {
+pub(crate) async fn settled(server: &TestServer, sha: &str) -> Value {
     for _ in 0..600 {
         let (status, json) = server.get_json(&format!("/v1/assets/{sha}")).await;
         assert_eq!(status, 200, "{json}");

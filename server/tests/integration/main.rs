@@ -25,6 +25,8 @@ mod scale;
 mod support;
 mod tls;
 mod token_cli;
+mod ui_browser;
+mod ui_session;
 
 /// Instantiate every suite function for one backend.
 macro_rules! suite {

@@ -13,13 +13,13 @@ use deadpool_postgres::Object;
 use crate::index::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Any constant both sides agree on: "asset-catalog migrations".
 const MIGRATION_LOCK: i64 = 0x6173_7365_745f_6d69;
 
 /// Each version's DDL, applied in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
 
 const V1: &str = r#"
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -142,6 +142,104 @@ END
 $$;
 CREATE TRIGGER assets_jobs AFTER INSERT OR DELETE ON assets
     FOR EACH ROW EXECUTE FUNCTION asset_catalog_asset_jobs();
+"#;
+
+/// Version 3: the web UI, as SQLite's version 6 (see `sqlite/schema.rs`
+/// and `index/sessions.rs`), except that `days` and `clients` rows are
+/// split by `pg_backend_pid() % 64` (summed when read): concurrent uploads
+/// on different connections never wait on one another's row until commit.
+/// The triggers are per statement, over the statement's changed rows, so
+/// `reindex` deleting everything updates each summary once.
+const V3: &str = r#"
+CREATE TABLE sessions (
+    id_hash  BYTEA PRIMARY KEY,       -- SHA-256 of the cookie's or link's secret
+    kind     TEXT NOT NULL,           -- session | link
+    token_id TEXT COLLATE "C" REFERENCES tokens (id) ON DELETE CASCADE,  -- NULL = token-less
+    scopes   TEXT NOT NULL,           -- a token-less session's own
+    csrf     TEXT NOT NULL,
+    created  BIGINT NOT NULL,         -- unix nanoseconds, UTC
+    expires  BIGINT NOT NULL
+);
+CREATE INDEX sessions_by_expiry ON sessions (expires);
+CREATE INDEX sessions_by_token ON sessions (token_id) WHERE token_id IS NOT NULL;
+
+-- Days since 1970-01-01 (UTC) of a time in unix nanoseconds.
+CREATE FUNCTION asset_catalog_day(nanos BIGINT) RETURNS BIGINT
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN nanos >= 0 THEN nanos / 86400000000000
+                ELSE (nanos + 1) / 86400000000000 - 1 END
+$$;
+
+CREATE TABLE days (
+    day    BIGINT NOT NULL,
+    shard  INTEGER NOT NULL,
+    assets BIGINT NOT NULL,
+    bytes  BIGINT NOT NULL,
+    PRIMARY KEY (day, shard)
+);
+INSERT INTO days (day, shard, assets, bytes)
+    SELECT asset_catalog_day(first_seen), 0, count(*), sum(size) FROM assets GROUP BY 1;
+
+CREATE FUNCTION asset_catalog_days() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    direction BIGINT := CASE TG_OP WHEN 'DELETE' THEN -1 ELSE 1 END;
+BEGIN
+    INSERT INTO days AS d (day, shard, assets, bytes)
+        SELECT asset_catalog_day(first_seen), pg_backend_pid() % 64, direction * count(*), direction * sum(size)
+        FROM changed GROUP BY 1
+        ON CONFLICT (day, shard) DO UPDATE
+            SET assets = d.assets + EXCLUDED.assets, bytes = d.bytes + EXCLUDED.bytes;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER assets_days_insert AFTER INSERT ON assets REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION asset_catalog_days();
+CREATE TRIGGER assets_days_delete AFTER DELETE ON assets REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION asset_catalog_days();
+
+CREATE TABLE clients (
+    client    TEXT COLLATE "C" NOT NULL,
+    shard     INTEGER NOT NULL,
+    sightings BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,        -- unix nanoseconds, UTC
+    PRIMARY KEY (client, shard)
+);
+INSERT INTO clients (client, shard, sightings, last_seen)
+    SELECT client, 0, count(*), max(seen_at) FROM sightings GROUP BY client;
+
+-- A deleted sighting's seen_at was counted when it was stored, so taking
+-- the greatest never moves last_seen.
+CREATE FUNCTION asset_catalog_clients() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO clients AS c (client, shard, sightings, last_seen)
+            SELECT client, pg_backend_pid() % 64, sum(n), max(seen_at) FROM (
+                SELECT client, 1 AS n, seen_at FROM added
+                UNION ALL SELECT client, -1, seen_at FROM removed) changed
+            GROUP BY client
+            ON CONFLICT (client, shard) DO UPDATE SET sightings = c.sightings + EXCLUDED.sightings,
+                last_seen = greatest(c.last_seen, EXCLUDED.last_seen);
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO clients AS c (client, shard, sightings, last_seen)
+            SELECT client, pg_backend_pid() % 64, count(*), max(seen_at) FROM added GROUP BY client
+            ON CONFLICT (client, shard) DO UPDATE SET sightings = c.sightings + EXCLUDED.sightings,
+                last_seen = greatest(c.last_seen, EXCLUDED.last_seen);
+    ELSE
+        INSERT INTO clients AS c (client, shard, sightings, last_seen)
+            SELECT client, pg_backend_pid() % 64, -count(*), max(seen_at) FROM removed GROUP BY client
+            ON CONFLICT (client, shard) DO UPDATE SET sightings = c.sightings + EXCLUDED.sightings,
+                last_seen = greatest(c.last_seen, EXCLUDED.last_seen);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER sightings_clients_insert AFTER INSERT ON sightings REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION asset_catalog_clients();
+CREATE TRIGGER sightings_clients_update AFTER UPDATE ON sightings
+    REFERENCING OLD TABLE AS removed NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION asset_catalog_clients();
+CREATE TRIGGER sightings_clients_delete AFTER DELETE ON sightings REFERENCING OLD TABLE AS removed
+    FOR EACH STATEMENT EXECUTE FUNCTION asset_catalog_clients();
 "#;
 
 /// Bring the schema to [`SCHEMA_VERSION`]; refuse a newer one.

@@ -1,0 +1,115 @@
+//! `GET /ui/static/{file}`: the stylesheet, the script and the icons,
+//! compiled into the binary (no CDN, no external font; works offline and
+//! from the `.deb`). Pages link them as `…?v=<version>`, a hash of all of
+//! them, so a versioned URL is cached for a year and a new build is fetched
+//! at once; anything else is revalidated by its ETag.
+
+use std::sync::LazyLock;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use sha2::{Digest, Sha256};
+
+use super::UiError;
+use crate::http::content::not_modified;
+
+/// Name, content type and bytes of each file.
+const FILES: [(&str, &str, &[u8]); 8] = [
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/app.css"),
+    ),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/app.js"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/favicon.svg"),
+    ),
+    (
+        "icon-image.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/icon-image.svg"),
+    ),
+    (
+        "icon-video.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/icon-video.svg"),
+    ),
+    (
+        "icon-audio.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/icon-audio.svg"),
+    ),
+    (
+        "icon-document.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/icon-document.svg"),
+    ),
+    (
+        "icon-other.svg",
+        "image/svg+xml",
+        include_bytes!("../../static/icon-other.svg"),
+    ),
+];
+
+static VERSION: LazyLock<String> = LazyLock::new(|| {
+    let mut hash = Sha256::new();
+    for (name, _, bytes) in FILES {
+        hash.update(name.as_bytes());
+        hash.update(bytes);
+    }
+    hex::encode(&hash.finalize()[..6])
+});
+
+/// The version tag pages put on static URLs.
+pub fn version() -> &'static str {
+    &VERSION
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct VersionQuery {
+    v: Option<String>,
+}
+
+pub(super) async fn get(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<VersionQuery>,
+) -> Result<HttpResponse, UiError> {
+    let Some((_, content_type, bytes)) = FILES.iter().find(|(name, ..)| *name == path.as_str())
+    else {
+        return Err(UiError::page(
+            actix_web::http::StatusCode::NOT_FOUND,
+            format!("no static file {:?}", path.as_str()),
+        ));
+    };
+    let tag = format!("{}-{}", version(), path.as_str());
+    let cache = if query.v.as_deref() == Some(version()) {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
+    let mut response = if not_modified(&req, &tag) {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, format!("\"{tag}\"")))
+        .insert_header((header::CACHE_CONTROL, cache))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header(("Cross-Origin-Resource-Policy", "same-origin"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        ));
+    if not_modified(&req, &tag) {
+        return Ok(response.finish());
+    }
+    Ok(response.content_type(*content_type).body(*bytes))
+}
