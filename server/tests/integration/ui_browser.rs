@@ -65,6 +65,9 @@ fn hostile(beacon: &Beacon) -> (String, String) {
     (html, svg)
 }
 
+/// A file name that is markup: shown as text, it changes nothing.
+const HOSTILE_NAME: &str = "<img src=x onerror=document.title='pwned'>.txt";
+
 async fn js(b: &Browser, script: &str) -> Value {
     b.client()
         .execute(script, vec![])
@@ -161,7 +164,8 @@ async fn a_user_walks_through_the_web_ui_in_chromium() {
     let (html, svg) = hostile(&beacon);
     let logo = std::fs::read("/usr/share/pixmaps/debian-logo.png").expect("debian logo (debconf)");
     let notes = "Shopping list\n- bread\n- <b>not bold</b> & not a tag\n".repeat(3);
-    let files: [(&str, Vec<u8>); 6] = [
+    let files: [(&str, Vec<u8>); 7] = [
+        (HOSTILE_NAME, b"a name is text".to_vec()),
         ("debian-logo.png", logo),
         ("holiday.jpg", photo_with_exif()),
         ("tone.wav", wav(3)),
@@ -215,7 +219,8 @@ async fn a_user_walks_through_the_web_ui_in_chromium() {
             "notes.txt",
             "tone.wav",
             "holiday.jpg",
-            "debian-logo.png"
+            "debian-logo.png",
+            HOSTILE_NAME,
         ]
     );
     wait_js(&b, "return [...document.querySelectorAll('.grid img:not(.icon)')].filter(i => i.complete && i.naturalWidth > 0).length === 2", "two thumbnails").await;
@@ -228,6 +233,10 @@ async fn a_user_walks_through_the_web_ui_in_chromium() {
         "{thumb}"
     );
     no_console_errors(&b, "grid").await;
+    assert_eq!(
+        b.client().title().await.expect("title"),
+        "Assets · asset-catalog"
+    );
     shot(&b, "ui-02-grid").await;
 
     // Search narrows it; the URL holds the query.
@@ -275,7 +284,7 @@ async fn a_user_walks_through_the_web_ui_in_chromium() {
     goto(&b, &s, "/").await;
     click(&b, ".views a:last-child").await;
     wait_for(&b, "table.list", "list").await;
-    assert_eq!(names_shown(&b).await.len(), 6);
+    assert_eq!(names_shown(&b).await.len(), 7);
     shot(&b, "ui-05-list").await;
 
     // An image's page: the 1024 thumbnail as preview, EXIF facts.
@@ -352,6 +361,12 @@ async fn a_user_walks_through_the_web_ui_in_chromium() {
         let _ = b.client().goto(&content).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // A name that is markup is text on its page too.
+    goto(&b, &s, &format!("/ui/assets/{}", sha[HOSTILE_NAME])).await;
+    let title = b.client().title().await.expect("title");
+    assert_eq!(title, format!("{HOSTILE_NAME} · asset-catalog"));
+    let h1 = js(&b, "return document.querySelector('h1.title').textContent").await;
+    assert_eq!(h1, json!(HOSTILE_NAME));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(beacon.hits(), 0, "a stored script ran");
 
@@ -360,7 +375,7 @@ async fn a_user_walks_through_the_web_ui_in_chromium() {
     let tiles = js(&b, "return document.querySelector('.tiles').textContent")
         .await
         .to_string();
-    assert!(tiles.contains('6') && tiles.contains("assets"), "{tiles}");
+    assert!(tiles.contains('7') && tiles.contains("assets"), "{tiles}");
     let clients = js(
         &b,
         "return document.querySelector('table.list').textContent",

@@ -4,7 +4,8 @@
 //! never on API writes, every state-changing form refused from another
 //! origin, without its CSRF token or with another session's, and sessions
 //! that end on sign-out, on expiry and when their token is revoked; one-time
-//! sign-in links; `[ui] enabled = false`.
+//! sign-in links; `[ui] enabled = false`; and a session opened on one of two
+//! servers sharing a PostgreSQL index used, and ended, on the other.
 
 use std::time::Duration;
 
@@ -375,4 +376,85 @@ async fn the_ui_can_be_turned_off() {
     }
     assert_eq!(s.get_json("/v1/assets").await.0, 200, "the API stays");
     s.stop().await;
+}
+
+/// `GET path` on fleet server `i` with `cookie`: status and body.
+async fn fleet_get(
+    fleet: &crate::fleet::Fleet,
+    i: usize,
+    path: &str,
+    cookie: &str,
+) -> (u16, String) {
+    let mut res = browser()
+        .get(fleet.url(i, path))
+        .insert_header(("Cookie", cookie))
+        .send()
+        .await
+        .expect("get");
+    let body = res.body().await.expect("body");
+    (
+        res.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn every_server_sharing_the_index_honours_a_session() {
+    let fleet = crate::fleet::start(2);
+    let origin = |i: usize| fleet.url(i, "").trim_end_matches('/').to_owned();
+    let reader = fleet.create_token("ui-fleet", &["read"]);
+    let mut res = browser()
+        .post(fleet.url(0, "/ui/sign-in"))
+        .insert_header(("Origin", origin(0)))
+        .send_form(&[("token", reader.as_str()), ("next", "/")])
+        .await
+        .expect("sign in on server 0");
+    assert_eq!(res.status().as_u16(), 303);
+    let cookie = pair(
+        res.headers()
+            .get("set-cookie")
+            .expect("cookie")
+            .to_str()
+            .expect("ascii"),
+    );
+    let _ = res.body().await;
+    let (status, page) = fleet_get(&fleet, 1, "/", &cookie).await;
+    assert_eq!(status, 200, "server 1 did not know server 0's session");
+    let csrf = csrf_of(&page);
+
+    // Signed out on server 1: gone on server 0 too.
+    let res = browser()
+        .post(fleet.url(1, "/ui/sign-out"))
+        .insert_header(("Cookie", cookie.as_str()))
+        .insert_header(("Origin", origin(1)))
+        .send_form(&[("csrf", csrf.as_str())])
+        .await
+        .expect("sign out on server 1");
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(
+        fleet_get(&fleet, 0, "/", &cookie).await.0,
+        303,
+        "server 0 still honoured it"
+    );
+
+    // A sign-in link printed by the CLI works once, on either server.
+    let out = fleet.run(&["ui-link"]);
+    let link = String::from_utf8(out.stdout).expect("utf8");
+    let secret = link
+        .trim()
+        .rsplit("link=")
+        .next()
+        .expect("secret")
+        .to_owned();
+    let redeem = |i: usize| {
+        browser()
+            .post(fleet.url(i, "/ui/sign-in/link"))
+            .insert_header(("Origin", origin(i)))
+            .send_form(&[("link", secret.clone())])
+    };
+    assert_eq!(redeem(1).await.expect("redeem").status().as_u16(), 303);
+    assert_eq!(
+        redeem(0).await.expect("redeem again").status().as_u16(),
+        401
+    );
 }
