@@ -28,6 +28,7 @@ macro_rules! each {
 pub mod jobs;
 mod listing;
 pub mod postgres;
+pub mod sessions;
 pub mod sqlite;
 mod types;
 
@@ -42,6 +43,7 @@ use crate::auth::{NewToken, Presented, Scopes};
 
 pub use listing::NAME_WALK_ROWS;
 pub use postgres::{Lease, PgIndex, PgOptions, SslMode};
+pub use sessions::{ClientSummary, DayCount, NewSession, Overview, SessionGrant, SessionKind};
 pub use sqlite::SqliteIndex;
 pub use types::{Cursor, ListFilter, SightingCursor, SightingPage};
 pub use types::{Inserted, NewAsset, RebuildRecord, SightingRecord};

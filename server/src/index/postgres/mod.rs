@@ -10,6 +10,7 @@ mod jobs;
 mod lease;
 mod query;
 mod schema;
+mod sessions;
 mod tokens;
 mod tools;
 mod write;

@@ -69,17 +69,21 @@ impl PgIndex {
             .collect())
     }
 
-    /// Revoke by id; `false` when no such (unrevoked) token exists.
+    /// Revoke by id, deleting its web sessions in the same statement;
+    /// `false` when no such (unrevoked) token exists.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, IndexError> {
         let client = self.client().await?;
         let now = to_nanos(OffsetDateTime::now_utc());
         client
-            .execute(
-                "UPDATE tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL",
+            .query_one(
+                "WITH revoked AS (UPDATE tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL \
+                                  RETURNING id), \
+                      ended AS (DELETE FROM sessions WHERE token_id = $1) \
+                 SELECT count(*) FROM revoked",
                 &[&id, &now],
             )
             .await
-            .map(|n| n > 0)
+            .map(|row| row.get::<_, i64>(0) > 0)
             .map_err(|e| self.fail(e))
     }
 

@@ -13,6 +13,7 @@ mod group;
 mod jobs;
 mod query;
 mod schema;
+mod sessions;
 mod tokens;
 mod tools;
 mod write;

@@ -3,7 +3,7 @@
 //! by `asset-catalog-server token revoke` — another process writing the same
 //! WAL database — takes effect on the very next request.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use time::OffsetDateTime;
 
 use super::SqliteIndex;
@@ -69,16 +69,20 @@ impl SqliteIndex {
         .await
     }
 
-    /// Revoke by id; `false` when no such (unrevoked) token exists.
+    /// Revoke by id, deleting its web sessions in the same transaction;
+    /// `false` when no such (unrevoked) token exists.
     pub async fn revoke_token(&self, id: &str) -> Result<bool, IndexError> {
         let id = id.to_owned();
         let now = to_nanos(OffsetDateTime::now_utc());
         self.write(move |conn| {
-            conn.execute(
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let revoked = tx.execute(
                 "UPDATE tokens SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
                 params![id, now],
-            )
-            .map(|n| n > 0)
+            )? > 0;
+            tx.execute("DELETE FROM sessions WHERE token_id = ?1", [&id])?;
+            tx.commit()?;
+            Ok(revoked)
         })
         .await
     }
