@@ -2,9 +2,11 @@
 //! (default 1,000,000) and 3·N sightings, SQLite and PostgreSQL in one run on
 //! one machine, timed through `asset_catalog_server::index::Index`, the
 //! interface the server calls: the check of 10,000 hashes, listing pages
-//! (first, deep in the cursor, by name, type and client), and the sustained
-//! insert rate of 16 concurrent uploads. Loading is bulk (not measured as
-//! the server would do it) and reported apart, with the size on disk.
+//! (first, deep in the cursor, by name, type and client), the web UI's
+//! overview (and, for comparison, the scans its summary tables replace), and
+//! the sustained insert rate of 16 concurrent uploads. Loading is bulk (not
+//! measured as the server would do it) and reported apart, with the size on
+//! disk.
 //!
 //! Writes a JSON report (`--json`) for the harness and a table on stdout;
 //! progress goes to stderr.
@@ -12,6 +14,7 @@
 mod data;
 mod fixes;
 mod measure;
+mod overview;
 mod pg;
 mod sqlite;
 
@@ -95,6 +98,9 @@ struct BackendReport {
     /// `auto_explain` of the statements the server ran (PostgreSQL).
     plan_method: &'static str,
     queries: Vec<Timing>,
+    /// The overview's figures by scanning `assets` and `sightings` (what
+    /// the summary tables replace; plain SQL, not the server's).
+    overview_scans: Vec<Timing>,
     insert: InsertRate,
     /// With `--fixes`: the prototypes of the proposed fixes.
     prototypes: Vec<fixes::Variant>,
@@ -187,6 +193,12 @@ async fn run_sqlite(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {
     for (timing, text) in queries.iter_mut().zip(sqlite::plans(&path, &plan.queries)?) {
         timing.plan = text;
     }
+    let overview_scans = tokio::task::spawn_blocking({
+        let (path, now) = (path.clone(), plan.catalog.now);
+        move || overview::sqlite_scans(&path, now)
+    })
+    .await??;
+    report_scans("SQLite", &overview_scans);
     let insert = insert(&index, plan, "sqlite").await?;
     drop(index);
     let from = plan.catalog.now;
@@ -214,6 +226,7 @@ async fn run_sqlite(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {
         ],
         plan_method: "EXPLAIN QUERY PLAN",
         queries,
+        overview_scans,
         insert,
         prototypes,
     })
@@ -255,6 +268,8 @@ async fn run_postgres(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {
     }
     drop(explained);
     pg.auto_explain(false).await?;
+    let overview_scans = overview::postgres_scans(&pg, plan.catalog.now).await?;
+    report_scans("PostgreSQL", &overview_scans);
     let insert = insert(&index, plan, "postgres").await?;
     pg.remove_since(plan.catalog.now).await?;
     let settings = pg.settings().await?;
@@ -272,6 +287,7 @@ async fn run_postgres(plan: &Plan<'_>) -> anyhow::Result<BackendReport> {
         settings,
         plan_method: "auto_explain (ANALYZE, BUFFERS) of the server's statements",
         queries,
+        overview_scans,
         insert,
         prototypes,
     })
@@ -288,6 +304,15 @@ async fn time_all(index: &Index, plan: &Plan<'_>, name: &str) -> anyhow::Result<
         out.push(t);
     }
     Ok(out)
+}
+
+fn report_scans(name: &str, scans: &[Timing]) {
+    for t in scans {
+        progress(&format!(
+            "{name}: without summary tables, {}: p50 {:.2} ms ({} rows)",
+            t.label, t.p50_ms, t.rows
+        ));
+    }
 }
 
 async fn insert(index: &Index, plan: &Plan<'_>, tag: &str) -> anyhow::Result<InsertRate> {
@@ -340,6 +365,12 @@ fn print_table(report: &Report) {
             println!(
                 "  {:<44} {:>9.2} {:>9.2}   goal {:>5} ms  {verdict}",
                 q.label, q.p50_ms, q.p95_ms, q.goal_ms
+            );
+        }
+        for q in &b.overview_scans {
+            println!(
+                "  overview without summary tables: {:<52} {:>9.2} {:>9.2}",
+                q.label, q.p50_ms, q.p95_ms
             );
         }
         println!(

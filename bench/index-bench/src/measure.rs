@@ -1,6 +1,7 @@
 //! What B8 times, all through `Index` (what the server calls): the batch
 //! check, listing pages (first, deep in the cursor, filtered by name, type
-//! and client) and the sustained insert rate of concurrent uploads. Each
+//! and client), the web UI's overview and the sustained insert rate of
+//! concurrent uploads. Each
 //! query runs once as a warm-up, then `reps` times; the report keeps every
 //! sample, its median and its p95.
 
@@ -37,6 +38,8 @@ pub enum Call {
     /// `Index::missing` with `CHECK_HASHES` hashes, a fresh set each time.
     Missing,
     List(Box<ListFilter>),
+    /// `Index::overview` of the last `overview::DAYS` days up to the catalog's `now`.
+    Overview,
 }
 
 /// The timings of one query on one backend.
@@ -50,9 +53,9 @@ pub struct Timing {
     pub min_ms: f64,
     pub max_ms: f64,
     pub samples_ms: Vec<f64>,
-    /// Items returned (listing) or hashes reported missing (check).
+    /// Items returned (listing), hashes reported missing (check) or clients (overview).
     pub rows: usize,
-    /// Hash of the first item: both backends must agree.
+    /// Hash of the first item (the overview: its figures): both backends must agree.
     pub first: Option<String>,
     /// The query plan, filled in by the backend.
     pub plan: String,
@@ -177,6 +180,15 @@ pub fn queries(cursor: Cursor, position: u32) -> Vec<Query> {
             20.0,
             page(client_filter(CLIENTS.len() - 1)),
         ),
+        q(
+            "overview",
+            &format!(
+                "overview (totals, problems, {} days, clients)",
+                crate::overview::DAYS
+            ),
+            200.0,
+            Call::Overview,
+        ),
     ]
 }
 
@@ -235,12 +247,24 @@ pub async fn time_query(
 impl Timing {
     /// The summary of `samples` (ms) of `query`.
     pub fn new(query: &Query, samples: Vec<f64>, rows: usize, first: Option<String>) -> Self {
+        Self::of(query.id, &query.label, query.goal_ms, samples, rows, first)
+    }
+
+    /// The summary of `samples` (ms) of something labelled `label`.
+    pub fn of(
+        id: &'static str,
+        label: &str,
+        goal_ms: f64,
+        samples: Vec<f64>,
+        rows: usize,
+        first: Option<String>,
+    ) -> Self {
         let mut sorted = samples.clone();
         sorted.sort_by(f64::total_cmp);
         Self {
-            id: query.id,
-            label: query.label.clone(),
-            goal_ms: query.goal_ms,
+            id,
+            label: label.to_owned(),
+            goal_ms,
             p50_ms: median(&sorted),
             p95_ms: percentile(&sorted, 95.0),
             min_ms: sorted.first().copied().unwrap_or(f64::NAN),
@@ -283,6 +307,17 @@ pub async fn run_once(
             let elapsed = start.elapsed();
             let head = page.items.first().map(|a| a.sha256.to_string());
             Ok((elapsed, page.items.len(), head))
+        }
+        Call::Overview => {
+            let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(catalog.now))?;
+            let start = Instant::now();
+            let overview = index
+                .overview(now, crate::overview::DAYS)
+                .await
+                .context("Index::overview")?;
+            let elapsed = start.elapsed();
+            let figures = crate::overview::figures(&overview);
+            Ok((elapsed, overview.clients.len(), Some(figures)))
         }
     }
 }

@@ -2,7 +2,8 @@
 //! settings as they are: `fsync=off`, the rest PostgreSQL's defaults), a
 //! bulk load with two concurrent `COPY … FROM STDIN` into the schema
 //! `PgIndex::open` created (secondary indexes dropped first and rebuilt
-//! from their own definitions, then `VACUUM (ANALYZE)`), the database's size,
+//! from their own definitions, the overview's summary tables filled, then
+//! `VACUUM (ANALYZE)`), the database's size,
 //! and the plans of the server's own statements, logged by `auto_explain`
 //! with `ANALYZE` and `BUFFERS`.
 
@@ -92,6 +93,16 @@ impl Pg {
             one.batch_execute(&format!("DROP INDEX \"{name}\"")).await?;
         }
         copy_rows(&one, &two, catalog, order).await?;
+        // The replica role kept the triggers quiet: fill the overview's
+        // summary tables as the migration does (server/src/index/postgres/schema.rs, V3).
+        one.batch_execute(
+            "TRUNCATE days, clients;
+             INSERT INTO days (day, shard, assets, bytes)
+                 SELECT asset_catalog_day(first_seen), 0, count(*), sum(size) FROM assets GROUP BY 1;
+             INSERT INTO clients (client, shard, sightings, last_seen)
+                 SELECT client, 0, count(*), max(seen_at) FROM sightings GROUP BY client;",
+        )
+        .await?;
         let rows_done = Instant::now();
         // Two builds at a time (a GIN build is single-threaded).
         let defs: Vec<&str> = indexes.iter().map(|(_, sql)| sql.as_str()).collect();
@@ -122,6 +133,15 @@ impl Pg {
     /// `from`, and their sightings), so that later measurements see the catalog.
     pub async fn remove_since(&self, from: i64) -> anyhow::Result<()> {
         let c = self.connect().await?;
+        // Their jobs first, in one statement, then vacuumed away: the
+        // trigger that deletes an asset's jobs looks them up by hash, which
+        // no index of `jobs` leads with (a scan of the table per asset).
+        c.execute(
+            "DELETE FROM jobs WHERE sha256 IN (SELECT sha256 FROM assets WHERE first_seen >= $1)",
+            &[&from],
+        )
+        .await?;
+        c.batch_execute("VACUUM jobs").await?;
         c.execute(
             "DELETE FROM sightings WHERE sha256 IN (SELECT sha256 FROM assets WHERE first_seen >= $1)",
             &[&from],

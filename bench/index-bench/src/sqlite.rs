@@ -1,8 +1,9 @@
 //! The SQLite side: a bulk load straight into the file `Index::open_sqlite`
 //! created (one transaction, prepared statements, rows in upload order, the
 //! secondary indexes dropped first and rebuilt from their own `CREATE INDEX`
-//! text afterwards), its size on disk, and `EXPLAIN QUERY PLAN` of the
-//! listing queries.
+//! text afterwards; the server's triggers fill the overview's summary
+//! tables as rows go in), its size on disk, and `EXPLAIN QUERY PLAN` of the
+//! queries.
 
 use std::path::Path;
 use std::time::Instant;
@@ -62,6 +63,10 @@ pub fn bulk_load(path: &Path, catalog: &Catalog, order: &[u32]) -> anyhow::Resul
             }
         }
     }
+    // The metadata jobs the server's trigger queued for every row: a
+    // server's queue is drained by its workers, and PostgreSQL's load
+    // queues none (its triggers are off while loading).
+    tx.execute("DELETE FROM jobs", [])?;
     tx.commit()?;
     let rows_done = Instant::now();
     for (_, sql) in &indexes {
@@ -96,6 +101,12 @@ fn secondary_indexes(conn: &Connection) -> rusqlite::Result<Vec<(String, String)
 /// `from`, and their sightings), so that later measurements see the catalog.
 pub fn remove_since(path: &Path, from: i64) -> anyhow::Result<()> {
     let conn = Connection::open(path)?;
+    // Their jobs first, in one statement: the trigger that deletes an
+    // asset's jobs looks them up by hash, which no index of `jobs` leads with.
+    conn.execute(
+        "DELETE FROM jobs WHERE sha256 IN (SELECT sha256 FROM assets WHERE first_seen >= ?1)",
+        [from],
+    )?;
     conn.execute(
         "DELETE FROM sightings WHERE sha256 IN (SELECT sha256 FROM assets WHERE first_seen >= ?1)",
         [from],
@@ -173,5 +184,25 @@ fn statements(call: &Call) -> Vec<(String, Vec<Value>)> {
             )]
         }
         Call::List(filter) => SqliteIndex::list_statements(filter),
+        // As `server/src/index/sqlite/sessions.rs` runs them.
+        Call::Overview => {
+            let (from, to) = (0, i64::from(crate::overview::DAYS) - 1);
+            [
+                "SELECT coalesce(sum(assets), 0), coalesce(sum(bytes), 0) FROM days",
+                "SELECT count(*) FROM assets WHERE integrity IN ('corrupt', 'missing')",
+                "SELECT day, assets, bytes FROM days WHERE day BETWEEN ?1 AND ?2 AND assets > 0 ORDER BY day",
+                "SELECT client, sightings, last_seen FROM clients ORDER BY last_seen DESC, client",
+            ]
+            .into_iter()
+            .map(|sql| {
+                let params = if sql.contains("?1") {
+                    vec![Value::Integer(from), Value::Integer(to)]
+                } else {
+                    Vec::new()
+                };
+                (sql.to_owned(), params)
+            })
+            .collect()
+        }
     }
 }

@@ -7,26 +7,31 @@
 //! once (and `revoke_token` deletes them). A session opened by a CLI sign-in
 //! link has no token and carries its own scopes.
 //!
-//! The overview never scans `assets` or `sightings`. At 1,000,000 assets
-//! and 3,000,000 sightings (B8's index), `SELECT count(*), sum(size) FROM
-//! assets` took 115 ms on SQLite and 52 ms on PostgreSQL, and `SELECT
-//! client, count(*), max(seen_at) FROM sightings GROUP BY client` 1,290 ms
-//! and 336 ms; the figures come instead from two summary tables that
-//! triggers keep for every writer (uploads, `reindex`, `fsck --repair`,
-//! deletes), backfilled by the migration that made them:
+//! The overview never scans `assets` or `sightings`: it reads two small
+//! summary tables that triggers keep for every writer (uploads, `reindex`,
+//! `fsck --repair`, deletes) and that the migration creating them
+//! backfilled (SQLite v6, PostgreSQL v3):
 //!
 //! - `days`: assets first seen and their bytes per UTC day. The last
-//!   `days` days are a range of it, and the totals its sum (about 1,100
-//!   rows for B8's three years);
+//!   `days` days are a range of it and the totals its sum (about 1,100 rows
+//!   for B8's three years);
 //! - `clients`: per client, the sightings it has now and when it last
-//!   reported one (kept when its sightings are deleted: the client is still
-//!   listed, with 0).
+//!   reported one (kept when its sightings go with their assets: the client
+//!   stays listed, with 0).
 //!
-//! With them the whole overview took 0.3 ms on SQLite and 1.8 ms on
-//! PostgreSQL at that size. On PostgreSQL the rows are also split by
-//! `pg_backend_pid() % 64`, summed when read, so that concurrent uploads on
-//! different connections (through any server) never wait for each other's
-//! commit on one shared row.
+//! Chosen by measurement (B8, `bench/index-bench`, 1,000,000 assets and
+//! 3,000,000 sightings, median of 5). Scanning for the same figures took,
+//! on SQLite / PostgreSQL: `count(*), sum(size)` over `assets` 137 / 94 ms
+//! (and growing with the catalog: this decided for `days`); `GROUP BY
+//! client` over `sightings` 5,506 / 348 ms; 30 days of
+//! `assets_by_first_seen` 9.1 / 17 ms (fast enough, but `days` has them
+//! too). The whole overview from the summary tables takes 0.08 ms (SQLite)
+//! and 1.6 ms (PostgreSQL, which sums shards: see `postgres/schema.rs`,
+//! V3). Their cost is on writes: two trigger upserts per upload, which on
+//! PostgreSQL (testkit, `fsync = off`) took B8's sustained insert rate at
+//! 200,000 assets from 3,848 / 3,827 to 3,310 / 3,490 assets/s (two runs
+//! each); on SQLite, where each commit's fsync dominates, the difference
+//! was within run-to-run noise.
 
 use time::{Date, OffsetDateTime};
 

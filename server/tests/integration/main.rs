@@ -97,6 +97,11 @@ macro_rules! index_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sessions() {
+                index_suite::sessions($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn coordination() {
                 index_suite::coordination($kind).await;
             }

@@ -76,7 +76,10 @@ impl PgIndex {
         let now = to_nanos(OffsetDateTime::now_utc());
         client
             .query_one(
-                "WITH revoked AS (UPDATE tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL                                   RETURNING id),                       ended AS (DELETE FROM sessions WHERE token_id = $1)                  SELECT count(*) FROM revoked",
+                "WITH revoked AS (UPDATE tokens SET revoked = $2 WHERE id = $1 AND revoked IS NULL \
+                                  RETURNING id), \
+                      ended AS (DELETE FROM sessions WHERE token_id = $1) \
+                 SELECT count(*) FROM revoked",
                 &[&id, &now],
             )
             .await

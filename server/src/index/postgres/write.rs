@@ -134,6 +134,9 @@ impl PgIndex {
         let mut client = self.client().await?;
         let run = async {
             let tx = client.transaction().await?;
+            // Row by row, the overview's summary rows would each be updated
+            // once per record in this one transaction (see `schema::V3`).
+            tx.batch_execute(super::schema::DEFER_SUMMARIES).await?;
             tx.batch_execute("DELETE FROM sightings; DELETE FROM assets;")
                 .await?;
             let mut count = 0u64;
@@ -149,6 +152,7 @@ impl PgIndex {
                     None => return Ok(None),
                 }
             }
+            tx.batch_execute(super::schema::APPLY_DEFERRED).await?;
             tx.commit().await?;
             Ok::<_, PgFail>(Some(count))
         };

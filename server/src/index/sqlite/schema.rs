@@ -161,8 +161,13 @@ END;
 /// backfilled here: assets first seen and their bytes per UTC day
 /// (`day` = floor(first_seen / 86,400 s)), and per client the sightings it
 /// has now and when it last reported one. Assets never change `size` or
-/// `first_seen`; a sighting's refresh changes only `seen_at`.
+/// `first_seen`; a sighting's refresh changes only `seen_at`. One writer
+/// and updates in place: plain row triggers (a `reindex` at 200,000 assets
+/// deletes 0.8 s slower with them).
 const SCHEMA_V6: &str = r"
+-- Deleting an asset deletes its jobs: without this, by a scan of the queue.
+CREATE INDEX jobs_by_sha256 ON jobs (sha256);
+
 CREATE TABLE sessions (
     id_hash  BLOB PRIMARY KEY NOT NULL,   -- SHA-256 of the cookie's or link's secret
     kind     TEXT NOT NULL,               -- session | link
