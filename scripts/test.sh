@@ -35,6 +35,9 @@ missing=()
 [ -f /usr/share/icons/Adwaita/512x512/places/folder-pictures.png ] || missing+=(adwaita-icon-theme)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The web UI's tests drive Debian's Chromium through chromedriver (testkit::browser).
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   echo "installing ${missing[*]}"

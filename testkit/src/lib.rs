@@ -1,10 +1,12 @@
 //! Real components for tests: a private PostgreSQL 15 ([`pg::PgCluster`]),
-//! HAProxy in front of N servers ([`haproxy::Haproxy`]) and a 3-node Garage
-//! cluster ([`garage::GarageCluster`]). Every API is blocking std code, so
-//! sync and async tests can use it alike; every component binds 127.0.0.1
-//! only, on free ports, and is stopped, its temporary directory removed, when
-//! dropped.
+//! HAProxy in front of N servers ([`haproxy::Haproxy`]), a 3-node Garage
+//! cluster ([`garage::GarageCluster`]) and a headless Chromium for the web
+//! UI ([`browser::Browser`]). Every API but the browser's is blocking std
+//! code, so sync and async tests can use it alike; every component binds
+//! 127.0.0.1 only, on free ports, and is stopped, its temporary directory
+//! removed, when dropped.
 
+pub mod browser;
 pub mod fleet;
 pub mod garage;
 pub mod haproxy;

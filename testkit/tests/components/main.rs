@@ -1,5 +1,6 @@
 //! The components started for real and checked to work.
 
+mod browser;
 mod garage;
 mod haproxy;
 mod pg;
