@@ -111,6 +111,11 @@ step_start() {
   run "systemctl start asset-catalog-server" ct_sh 'systemctl start asset-catalog-server'
   run "active (Type=notify: READY=1 received)" server_active
   run "GET /readyz and /healthz answer 200" ct_sh "curl -fsS $SERVER/readyz && curl -fsS $SERVER/healthz"
+  run "web UI from the package: a ui-link signs in, the grid and its stylesheet load" ct_sh "
+    link=\$(asset-catalog-server ui-link) && echo \"\$link\"
+    curl -fsS -o /dev/null -c /tmp/ui.jar -H 'Origin: $SERVER' --data-urlencode \"link=\${link##*link=}\" $SERVER/ui/sign-in/link
+    curl -fsS -b /tmp/ui.jar $SERVER/ | grep -q 'newest first\\|No assets'
+    curl -fsS -o /dev/null $SERVER/ui/static/app.css"
   run "runs as an unprivileged dynamic user with its state directory" ct_sh '
     pid=$(systemctl show -p MainPID --value asset-catalog-server)
     uid=$(stat -c %u /proc/$pid)

@@ -139,15 +139,7 @@ pub(super) async fn guard(
     } else {
         Some(Authorized::Caller(Caller::trusted()))
     };
-    let caller = match caller {
-        Some(Authorized::Session(session)) => {
-            let caller = session.caller.clone();
-            req.extensions_mut().insert(session);
-            Some(caller)
-        }
-        Some(Authorized::Caller(caller)) => Some(caller),
-        None => None,
-    };
+    let caller = caller.map(|who| who.into_caller(&req));
     let _permit = if is_upload(req.method(), req.path()) {
         let caller = caller.clone().unwrap_or_else(Caller::trusted);
         match admit_upload(&state, &caller) {
@@ -210,6 +202,20 @@ fn reject<B>(req: ServiceRequest, e: &ApiError) -> ServiceResponse<EitherBody<B>
 enum Authorized {
     Caller(Caller),
     Session(UiSession),
+}
+
+impl Authorized {
+    /// The caller; a session also goes into the request for the UI's pages.
+    fn into_caller(self, req: &ServiceRequest) -> Caller {
+        match self {
+            Self::Caller(caller) => caller,
+            Self::Session(session) => {
+                let caller = session.caller.clone();
+                req.extensions_mut().insert(session);
+                caller
+            }
+        }
+    }
 }
 
 impl From<Caller> for Authorized {

@@ -78,20 +78,10 @@ pub(super) async fn page(
     let (cards, next, error, status) = match filter(&query) {
         Ok(filter) => {
             let page = state.catalog.list(filter).await?;
-            (
-                page.items.iter().map(card).collect(),
-                page.next_cursor,
-                String::new(),
-                StatusCode::OK,
-            )
+            let cards = page.items.iter().map(card).collect();
+            (cards, page.next_cursor, String::new(), StatusCode::OK)
         }
         Err(e) => (Vec::new(), None, e, StatusCode::BAD_REQUEST),
-    };
-    let notice = match query.deleted.as_str() {
-        d if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            format!("Deleted asset {d}.")
-        }
-        _ => String::new(),
     };
     let page = BrowsePage {
         chrome: Chrome::new("Assets", "assets", &viewer),
@@ -107,23 +97,40 @@ pub(super) async fn page(
         next_href: next
             .map(|c| href(&query, |q| q.cursor = c))
             .unwrap_or_default(),
-        filtered: [
-            &query.q,
-            &query.kind,
-            &query.client,
-            &query.from,
-            &query.to,
-            &query.taken_from,
-            &query.taken_to,
-            &query.integrity,
-        ]
-        .iter()
-        .any(|v| !v.is_empty()),
+        filtered: query.filtered(),
+        notice: query.notice(),
         query,
         error,
-        notice,
     };
     Ok(html(status, page.render().map_err(render_error)?))
+}
+
+impl BrowseQuery {
+    /// Does it narrow the catalog at all?
+    fn filtered(&self) -> bool {
+        [
+            &self.q,
+            &self.kind,
+            &self.client,
+            &self.from,
+            &self.to,
+            &self.taken_from,
+            &self.taken_to,
+            &self.integrity,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
+
+    /// "Deleted asset …" after a delete (only a hash is ever echoed).
+    fn notice(&self) -> String {
+        let d = self.deleted.as_str();
+        if d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
+            format!("Deleted asset {d}.")
+        } else {
+            String::new()
+        }
+    }
 }
 
 /// `/?…` for this query changed by `edit` (never carrying the notice).

@@ -10,7 +10,7 @@ use time::{Date, OffsetDateTime};
 use super::view::{self, Chrome};
 use super::{UiError, Viewer, html, session::render_error};
 use crate::http::AppState;
-use crate::index::DayCount;
+use crate::index::{ClientSummary, DayCount};
 use crate::service::OVERVIEW_DAYS;
 
 /// Chart geometry (SVG user units).
@@ -31,6 +31,19 @@ struct ClientRow {
     last: String,
     last_iso: String,
     href: String,
+}
+
+impl ClientRow {
+    fn of(c: &ClientSummary) -> Self {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        Self {
+            client: c.client.clone(),
+            sightings: c.sightings,
+            last: view::when(c.last_seen),
+            last_iso: view::iso(c.last_seen),
+            href: format!("/?{}", query.append_pair("client", &c.client).finish()),
+        }
+    }
 }
 
 struct JobRow {
@@ -76,23 +89,7 @@ pub(super) async fn page(
         first_day: days.first().map(|d| d.day.to_string()).unwrap_or_default(),
         last_day: today.to_string(),
         peak,
-        clients: report
-            .index
-            .clients
-            .iter()
-            .map(|c| ClientRow {
-                client: c.client.clone(),
-                sightings: c.sightings,
-                last: view::when(c.last_seen),
-                last_iso: view::iso(c.last_seen),
-                href: format!(
-                    "/?{}",
-                    url::form_urlencoded::Serializer::new(String::new())
-                        .append_pair("client", &c.client)
-                        .finish()
-                ),
-            })
-            .collect(),
+        clients: report.index.clients.iter().map(ClientRow::of).collect(),
         jobs: report
             .jobs
             .iter()
