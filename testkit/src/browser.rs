@@ -127,14 +127,14 @@ impl Browser {
     /// 156): the window is grown by what the frame takes.
     pub async fn set_size(&self, width: u32, height: u32) {
         let (mut window_width, mut window_height) = (width, height);
-        for _ in 0..3 {
+        for _ in 0..6 {
             self.client
                 .set_window_size(window_width, window_height)
                 .await
                 .unwrap_or_else(|e| {
                     panic!("resize the window to {window_width}×{window_height}: {e}")
                 });
-            let (inner_width, inner_height) = self.viewport().await;
+            let (inner_width, inner_height) = self.settled_viewport().await;
             if (inner_width, inner_height) == (width, height) {
                 return;
             }
@@ -145,6 +145,22 @@ impl Browser {
             "cannot give the page a {width}×{height} viewport: {:?} with a {window_width}×{window_height} window",
             self.viewport().await
         );
+    }
+
+    /// The viewport once a resize has reached the page: the same size read
+    /// twice 50 ms apart (on a busy machine the page learns of a resize
+    /// late, and a size read too early makes the next step overshoot).
+    async fn settled_viewport(&self) -> (u32, u32) {
+        let mut last = self.viewport().await;
+        for _ in 0..40 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = self.viewport().await;
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
     }
 
     /// The page's `innerWidth` and `innerHeight`.
