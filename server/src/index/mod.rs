@@ -31,6 +31,7 @@ pub mod postgres;
 pub mod sessions;
 pub mod sqlite;
 mod types;
+pub mod uploads;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +49,7 @@ pub use sqlite::SqliteIndex;
 pub use types::{Cursor, ListFilter, SightingCursor, SightingPage};
 pub use types::{Inserted, NewAsset, RebuildRecord, SightingRecord};
 pub use types::{KeyRow, TokenGrant, TokenLimits, TokenRow, TokenVerdict};
+pub use uploads::{NewUpload, StoredPart, UploadRow};
 
 /// Why an index operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,11 @@ macro_rules! index_suite {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn uploads() {
+                index_suite::uploads($kind).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn coordination() {
                 index_suite::coordination($kind).await;
             }

@@ -13,6 +13,7 @@ mod schema;
 mod sessions;
 mod tokens;
 mod tools;
+mod uploads;
 mod write;
 
 use deadpool_postgres::{Object, Pool, PoolError};

@@ -13,13 +13,13 @@ use deadpool_postgres::Object;
 use crate::index::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Any constant both sides agree on: "asset-catalog migrations".
 const MIGRATION_LOCK: i64 = 0x6173_7365_745f_6d69;
 
 /// Each version's DDL, applied in order.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, V2), (3, V3), (4, V4)];
 
 const V1: &str = r#"
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
@@ -278,6 +278,36 @@ END
 $$;
 CREATE TRIGGER sightings_clients_delete AFTER DELETE ON sightings REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION asset_catalog_clients_removed();
+"#;
+
+/// Version 4: resumable uploads, as SQLite's version 7 (see
+/// `sqlite/schema.rs` and `index/uploads.rs`).
+const V4: &str = r#"
+CREATE TABLE uploads (
+    id           TEXT COLLATE "C" PRIMARY KEY,  -- random, URL-safe: /v1/uploads/{id}
+    token_id     TEXT,                          -- the token that created it; NULL = auth off
+    sha256       TEXT NOT NULL,                 -- declared in Upload-Metadata
+    length       BIGINT NOT NULL CHECK (length >= 0),
+    name         TEXT NOT NULL,
+    path         TEXT,
+    mtime        TEXT,                          -- as the client reported it
+    client       TEXT NOT NULL,
+    key          TEXT NOT NULL,                 -- the final object key
+    multipart_id TEXT NOT NULL,                 -- the store's resumable upload id
+    hash_state   BYTEA NOT NULL,                -- SHA-256 state at "offset"
+    "offset"     BIGINT NOT NULL DEFAULT 0 CHECK ("offset" BETWEEN 0 AND length),
+    created      BIGINT NOT NULL,               -- unix nanoseconds, UTC
+    updated      BIGINT NOT NULL,
+    expires      BIGINT NOT NULL
+);
+CREATE INDEX uploads_by_expiry ON uploads (expires);
+
+CREATE TABLE upload_parts (
+    upload_id TEXT COLLATE "C" NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    number    BIGINT NOT NULL,                  -- the store's part number
+    id        TEXT NOT NULL,                    -- the store's part id (S3: its ETag)
+    PRIMARY KEY (upload_id, number)
+);
 "#;
 
 /// Start of a rebuild: the summary triggers note changes in tables of this

@@ -16,6 +16,7 @@ mod schema;
 mod sessions;
 mod tokens;
 mod tools;
+mod uploads;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::index::IndexError;
 
 /// Schema version this server writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// How long a connection waits for another's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -224,6 +224,40 @@ CREATE TRIGGER sightings_clients_delete AFTER DELETE ON sightings BEGIN
 END;
 ";
 
+/// Version 7: resumable uploads (tus, see `index/uploads.rs`). One
+/// `uploads` row per session, its stored parts in `upload_parts` (a row
+/// per part: appending one writes a page or two, where a list in a column
+/// would rewrite itself every time; measured there). No reference to
+/// `tokens`: a session's row goes only with its multipart upload, which the
+/// expiry job aborts.
+const SCHEMA_V7: &str = r#"
+CREATE TABLE uploads (
+    id           TEXT PRIMARY KEY NOT NULL,  -- random, URL-safe: /v1/uploads/{id}
+    token_id     TEXT,                       -- the token that created it; NULL = auth off
+    sha256       TEXT NOT NULL,              -- declared in Upload-Metadata
+    length       INTEGER NOT NULL CHECK (length >= 0),
+    name         TEXT NOT NULL,
+    path         TEXT,
+    mtime        TEXT,                       -- as the client reported it
+    client       TEXT NOT NULL,
+    key          TEXT NOT NULL,              -- the final object key
+    multipart_id TEXT NOT NULL,              -- the store's resumable upload id
+    hash_state   BLOB NOT NULL,              -- SHA-256 state at "offset"
+    "offset"     INTEGER NOT NULL DEFAULT 0 CHECK ("offset" BETWEEN 0 AND length),
+    created      INTEGER NOT NULL,           -- unix nanoseconds, UTC
+    updated      INTEGER NOT NULL,
+    expires      INTEGER NOT NULL
+) STRICT;
+CREATE INDEX uploads_by_expiry ON uploads (expires);
+
+CREATE TABLE upload_parts (
+    upload_id TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    number    INTEGER NOT NULL,              -- the store's part number
+    id        TEXT NOT NULL,                 -- the store's part id (S3: its ETag)
+    PRIMARY KEY (upload_id, number)
+) STRICT, WITHOUT ROWID;
+"#;
+
 /// Open the writer connection, creating the file and migrating the schema.
 pub(super) fn open_writer(path: &Path) -> Result<Connection, IndexError> {
     if let Some(dir) = path.parent() {
@@ -298,195 +332,13 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), IndexError> {
     if version < 6 {
         tx.execute_batch(SCHEMA_V6).map_err(sqlite)?;
     }
+    if version < 7 {
+        tx.execute_batch(SCHEMA_V7).map_err(sqlite)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .map_err(sqlite)?;
     tx.commit().map_err(sqlite)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn creates_migrates_and_reopens() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sub/index.sqlite3");
-        drop(open_writer(&path).expect("create"));
-        let conn = open_writer(&path).expect("reopen");
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .expect("journal_mode");
-        assert_eq!(mode, "wal");
-        let reader = open_reader(&path).expect("reader");
-        let n: i64 = reader
-            .query_row("SELECT count(*) FROM assets", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(n, 0);
-    }
-
-    #[test]
-    fn garbage_file_is_reported_as_corrupt_with_recovery_hint() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.sqlite3");
-        std::fs::write(&path, vec![0x5a; 8192]).expect("write garbage");
-        let err = open_writer(&path).expect_err("corrupt");
-        assert!(
-            matches!(err, IndexError::Corrupt { .. } | IndexError::Damaged { .. }),
-            "{err:?}"
-        );
-        assert!(err.to_string().contains("reindex"), "{err}");
-    }
-
-    #[test]
-    fn version_4_fills_names_and_their_index_from_a_version_3_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.sqlite3");
-        let v3 = Connection::open(&path).expect("create");
-        v3.execute_batch(&format!(
-            "{SCHEMA_V1}{SCHEMA_V2}{SCHEMA_V3}PRAGMA user_version = 3;"
-        ))
-        .expect("v3");
-        v3.execute_batch(
-            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen)
-                 VALUES ('aa', 'aa.jpg', 1, 'image/jpeg', 'IMG_1.jpg', 1, 1);
-             INSERT INTO sightings (sha256, client, path, name, seen_at) VALUES
-                 ('aa', 'laptop', '/p/IMG_1.jpg', 'IMG_1.jpg', 1),
-                 ('aa', 'desk', '/q/Kestrel.jpg', 'Kestrel.jpg', 2);",
-        )
-        .expect("rows");
-        drop(v3);
-        let conn = open_writer(&path).expect("migrate");
-        let names: String = conn
-            .query_row("SELECT names FROM assets", [], |r| r.get(0))
-            .expect("names");
-        let mut names: Vec<&str> = names.split('\n').collect();
-        names.sort_unstable();
-        assert_eq!(names, ["IMG_1.jpg", "Kestrel.jpg"], "each name once");
-        let found = |pattern: &str| -> i64 {
-            conn.query_row(
-                "SELECT count(*) FROM assets_names WHERE assets_names.names LIKE ?",
-                [pattern],
-                |r| r.get(0),
-            )
-            .expect("search")
-        };
-        assert_eq!(
-            found("%kestrel%"),
-            1,
-            "the trigram index was built from the old rows"
-        );
-        conn.execute(
-            "INSERT INTO sightings (sha256, client, path, name, seen_at) \
-             VALUES ('aa', 'nas', '/n/osprey.jpg', 'osprey.jpg', 3)",
-            [],
-        )
-        .expect("new sighting");
-        assert_eq!(
-            found("%OSPREY%"),
-            1,
-            "a new sighting's name reaches the index"
-        );
-    }
-
-    #[test]
-    fn version_5_queues_a_metadata_job_for_every_existing_asset() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.sqlite3");
-        let v4 = Connection::open(&path).expect("create");
-        v4.execute_batch(&format!(
-            "{SCHEMA_V1}{SCHEMA_V2}{SCHEMA_V3}{SCHEMA_V4}PRAGMA user_version = 4;"
-        ))
-        .expect("v4");
-        v4.execute_batch(
-            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen)
-                 VALUES ('aa', 'aa.jpg', 1, 'image/jpeg', 'a.jpg', 1, 1),
-                        ('bb', 'bb.txt', 1, 'text/plain', 'b.txt', 2, 2);",
-        )
-        .expect("rows");
-        drop(v4);
-        let conn = open_writer(&path).expect("migrate");
-        let jobs: Vec<(String, String, String)> = conn
-            .prepare("SELECT kind, sha256, state FROM jobs ORDER BY sha256")
-            .expect("prepare")
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("query")
-            .collect::<rusqlite::Result<_>>()
-            .expect("rows");
-        let queued = |sha: &str| ("metadata".to_owned(), sha.to_owned(), "queued".to_owned());
-        assert_eq!(jobs, [queued("aa"), queued("bb")]);
-        let (integrity, verified): (String, i64) = conn
-            .query_row(
-                "SELECT integrity, verified_at FROM assets WHERE sha256 = 'aa'",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .expect("columns");
-        assert_eq!(
-            (integrity.as_str(), verified),
-            ("unverified", 0),
-            "due for scrub"
-        );
-    }
-
-    #[test]
-    fn version_6_backfills_the_overview_tables_and_triggers_keep_them() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.sqlite3");
-        let v5 = Connection::open(&path).expect("create");
-        v5.execute_batch(&format!(
-            "{SCHEMA_V1}{SCHEMA_V2}{SCHEMA_V3}{SCHEMA_V4}{SCHEMA_V5}PRAGMA user_version = 5;"
-        ))
-        .expect("v5");
-        // Days 0 and 1 (1970-01-01 and -02) and day -1 (1969-12-31).
-        v5.execute_batch(
-            "INSERT INTO assets (sha256, key, size, content_type, name, first_seen, last_seen) VALUES
-                 ('aa', 'aa', 10, 't', 'a', 5, 5), ('bb', 'bb', 20, 't', 'b', 86399999999999, 7),
-                 ('cc', 'cc', 40, 't', 'c', 86400000000000, 9), ('dd', 'dd', 80, 't', 'd', -1, 1);
-             INSERT INTO sightings (sha256, client, path, name, seen_at) VALUES
-                 ('aa', 'laptop', '/a', 'a', 5), ('bb', 'laptop', '/b', 'b', 7),
-                 ('cc', 'nas', '/c', 'c', 9);",
-        )
-        .expect("rows");
-        drop(v5);
-        let conn = open_writer(&path).expect("migrate");
-        let table = |sql: &str| -> Vec<(String, i64, i64)> {
-            conn.prepare(sql)
-                .expect("prepare")
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .expect("query")
-                .collect::<rusqlite::Result<_>>()
-                .expect("rows")
-        };
-        let days = "SELECT CAST(day AS TEXT), assets, bytes FROM days ORDER BY day";
-        let clients = "SELECT client, sightings, last_seen FROM clients ORDER BY client";
-        let row = |k: &str, a, b| (k.to_owned(), a, b);
-        assert_eq!(
-            table(days),
-            [row("-1", 1, 80), row("0", 2, 30), row("1", 1, 40)]
-        );
-        assert_eq!(table(clients), [row("laptop", 2, 7), row("nas", 1, 9)]);
-        conn.execute_batch(
-            "INSERT INTO sightings (sha256, client, path, name, seen_at) VALUES ('dd', 'phone', '/d', 'd', 3);
-             UPDATE sightings SET seen_at = 11 WHERE path = '/a';
-             DELETE FROM assets WHERE sha256 IN ('bb', 'cc');",
-        )
-        .expect("changes");
-        assert_eq!(
-            table(days),
-            [row("-1", 1, 80), row("0", 1, 10), row("1", 0, 0)]
-        );
-        let expected = [row("laptop", 1, 11), row("nas", 0, 9), row("phone", 1, 3)];
-        assert_eq!(table(clients), expected);
-    }
-
-    #[test]
-    fn newer_schema_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("index.sqlite3");
-        let conn = open_writer(&path).expect("create");
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .expect("bump");
-        drop(conn);
-        assert!(matches!(open_writer(&path), Err(IndexError::TooNew { .. })));
-    }
-}
+mod tests;

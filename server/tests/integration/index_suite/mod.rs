@@ -3,20 +3,23 @@
 //! case talks only to `Index`, so a behaviour that differs between the two
 //! fails here. The cases: `records` (assets, sightings, listing, tokens),
 //! `search` (the name search past the newest-first walk), `tools` (rebuild, export, fsck's calls, coordination),
-//! `jobs` (the job queue and the columns jobs fill) and `sessions` (the web
-//! UI's sessions, sign-in links and overview).
+//! `jobs` (the job queue and the columns jobs fill), `sessions` (the web
+//! UI's sessions, sign-in links and overview) and `uploads` (resumable
+//! upload sessions).
 
 mod jobs;
 mod records;
 mod search;
 mod sessions;
 mod tools;
+mod uploads;
 
 pub use jobs::job_queue;
 pub use records::{assets_and_sightings, listing, tokens};
 pub use search::name_search;
 pub use sessions::sessions;
 pub use tools::{coordination, tools};
+pub use uploads::uploads;
 
 use std::time::Duration;
 
