@@ -44,6 +44,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 fi
+# A tus client nobody here wrote, for the resumable uploads' interop test:
+# tuspy from PyPI in a venv of its own under ~/.cache/asset-catalog/.
+TUSPY_VERSION=1.1.0
+tus_venv="$HOME/.cache/asset-catalog/tuspy-$TUSPY_VERSION"
+if [ ! -x "$tus_venv/bin/python" ] || ! "$tus_venv/bin/python" -c 'import tusclient' 2>/dev/null; then
+  echo "installing tuspy $TUSPY_VERSION into $tus_venv"
+  rm -rf "$tus_venv"
+  "$(command -v python3.11 || command -v python3)" -m venv "$tus_venv"
+  "$tus_venv/bin/pip" install --quiet --disable-pip-version-check "tuspy==$TUSPY_VERSION"
+fi
+export TUSPY_PYTHON="$tus_venv/bin/python"
 GARAGE_BIN=$(scripts/install-garage.sh)
 export GARAGE_BIN
 echo "garage: $GARAGE_BIN"

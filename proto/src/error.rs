@@ -64,6 +64,14 @@ pub enum ErrorCode {
     TooManySightings,
     /// The token is bound to another client id (`token create --client`).
     WrongClient,
+    /// A resumable upload (tus) session that does not exist, expired, or
+    /// belongs to another token.
+    UnknownUpload,
+    /// A tus `PATCH` whose `Upload-Offset` is not the session's committed
+    /// offset (409): `HEAD` the session and continue from its offset.
+    OffsetMismatch,
+    /// A tus request without `Tus-Resumable: 1.0.0` (412).
+    TusVersion,
 }
 
 impl ErrorCode {
@@ -96,6 +104,9 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::TooManySightings => "too_many_sightings",
             Self::WrongClient => "wrong_client",
+            Self::UnknownUpload => "unknown_upload",
+            Self::OffsetMismatch => "offset_mismatch",
+            Self::TusVersion => "tus_version",
         }
     }
 }
@@ -130,6 +141,9 @@ mod tests {
             ErrorCode::TooManySightings,
             ErrorCode::WrongClient,
             ErrorCode::NoThumbnail,
+            ErrorCode::UnknownUpload,
+            ErrorCode::OffsetMismatch,
+            ErrorCode::TusVersion,
         ] {
             let json = serde_json::to_string(&code).expect("serialize");
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -75,9 +75,12 @@ impl ResponseError for ApiError {
             ErrorCode::HashMismatch => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::PayloadTooLarge | ErrorCode::TooManyHashes => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            ErrorCode::NotFound | ErrorCode::RouteNotFound | ErrorCode::NoThumbnail => {
-                StatusCode::NOT_FOUND
-            }
+            ErrorCode::OffsetMismatch => StatusCode::CONFLICT,
+            ErrorCode::TusVersion => StatusCode::PRECONDITION_FAILED,
+            ErrorCode::NotFound
+            | ErrorCode::RouteNotFound
+            | ErrorCode::NoThumbnail
+            | ErrorCode::UnknownUpload => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -169,6 +172,12 @@ impl From<ServiceError> for ApiError {
                     format!("the range is outside the {size}-byte content"),
                 )
             },
+            e @ ServiceError::UnknownUpload(_) => {
+                Self::new(ErrorCode::UnknownUpload, e.to_string())
+            }
+            e @ ServiceError::OffsetMismatch { .. } => {
+                Self::new(ErrorCode::OffsetMismatch, e.to_string())
+            }
             e @ ServiceError::WrongClient { .. } => {
                 Self::new(ErrorCode::WrongClient, e.to_string())
             }

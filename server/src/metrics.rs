@@ -6,6 +6,7 @@ use asset_catalog_proto::ErrorCode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
@@ -55,6 +56,8 @@ pub struct Metrics {
     errors: Family<CodeLabels, Counter>,
     requests: Family<RequestLabels, Histogram>,
     readiness_probes: Counter,
+    upload_sessions: Gauge,
+    upload_session_bytes: Gauge,
     /// The background jobs' metrics.
     pub jobs: crate::jobs::JobMetrics,
 }
@@ -109,9 +112,24 @@ impl Metrics {
             "Readiness probes of storage and index run (each answers /readyz for about a second)",
             readiness_probes.clone(),
         );
+        let upload_sessions = Gauge::default();
+        registry.register(
+            "upload_sessions",
+            "Resumable upload sessions open (tus), on every server sharing the index",
+            upload_sessions.clone(),
+        );
+        let upload_session_bytes = Gauge::default();
+        registry.register_with_unit(
+            "upload_session",
+            "Bytes the open resumable upload sessions hold",
+            Unit::Bytes,
+            upload_session_bytes.clone(),
+        );
         let jobs = crate::jobs::JobMetrics::register(&mut registry);
         Self {
             jobs,
+            upload_sessions,
+            upload_session_bytes,
             readiness_probes,
             registry,
             uploads,
@@ -120,6 +138,13 @@ impl Metrics {
             errors,
             requests,
         }
+    }
+
+    /// The open resumable upload sessions and the bytes they hold.
+    pub fn upload_sessions(&self, sessions: u64, bytes: u64) {
+        self.upload_sessions.set(i64::try_from(sessions).unwrap_or(i64::MAX));
+        self.upload_session_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// New content of `bytes` bytes was stored.

@@ -116,6 +116,10 @@ pub async fn run_with_storage(
     let watchdog = notify::watchdog_interval()
         .map(|every| tokio::spawn(watchdog(catalog.clone(), addr, every, plain)));
     let reloader = tokio::spawn(reload_on_sighup(tls));
+    let expirer = tokio::spawn(expire_uploads(
+        catalog.clone(),
+        config.uploads.expire_after(),
+    ));
     let stopper = tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: draining connections for up to {drain} s");
@@ -126,6 +130,7 @@ pub async fn run_with_storage(
     ready.abort();
     stopper.abort();
     reloader.abort();
+    expirer.abort();
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -134,6 +139,24 @@ pub async fn run_with_storage(
     }
     tracing::info!("stopped");
     result
+}
+
+/// Abort resumable upload sessions past their expiry, checking a quarter
+/// as often as they expire (at most every minute). Every server does it;
+/// a session ends once, whoever gets to it.
+async fn expire_uploads(catalog: Catalog, expire_after: Duration) {
+    let every = (expire_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = catalog.expire_uploads().await {
+            tracing::warn!(error = %e, "expiring upload sessions failed; retrying later");
+        }
+        if let Ok((sessions, bytes)) = catalog.index().upload_totals().await {
+            catalog.metrics().upload_sessions(sessions, bytes);
+        }
+    }
 }
 
 async fn open_catalog(

@@ -14,6 +14,7 @@ mod load;
 mod secret;
 mod tls_file;
 mod ui;
+mod uploads;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use load::{ConfigError, ConfigSource, DEFAULT_CONFIG_PATH, ENV_PREFIX};
 pub use secret::{SecretError, SecretString};
 pub use tls_file::{TLS_CREDENTIAL_PREFIX, TLS_DIR, TlsFile};
 pub use ui::UiConfig;
+pub use uploads::UploadsConfig;
 
 /// Default state directory when neither the file nor `$STATE_DIRECTORY` names one.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/asset-catalog";
@@ -55,6 +57,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub jobs: JobsConfig,
     pub ui: UiConfig,
+    pub uploads: UploadsConfig,
     /// Facts from the process environment that are not configuration keys
     /// (`$STATE_DIRECTORY`, `$CREDENTIALS_DIRECTORY`). Filled by the loader;
     /// tests set them directly instead of touching the real environment.

@@ -17,6 +17,7 @@ pub(super) fn problems(config: &Config) -> Vec<String> {
     validate_log(config, &mut out);
     super::jobs::validate(&config.jobs, &mut out);
     super::ui::validate(&config.ui, &mut out);
+    super::uploads::validate(&config.uploads, &mut out);
     validate_exposure(config, &mut out);
     out
 }

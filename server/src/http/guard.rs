@@ -5,7 +5,9 @@
 //!
 //! Scopes per route: `GET`/`HEAD` need `read`; `PUT`/`POST` (upload, form
 //! upload, check, sightings) need `upload`; `DELETE` needs `admin`; `admin`
-//! allows everything. `/healthz`, `/readyz` and `/v1/openapi.json` are open;
+//! allows everything. Resumable uploads (`/v1/uploads…`, tus) need `upload`
+//! for every method but `OPTIONS`, which is open, and a `PATCH` holds an
+//! upload permit. `/healthz`, `/readyz` and `/v1/openapi.json` are open;
 //! `/metrics` needs `read` unless `[auth] metrics_public = true`. The token is looked up in
 //! the index on every request (no cache), so a revocation applies at once.
 //! Neither the `Authorization` header nor the token is ever logged.
@@ -86,6 +88,12 @@ fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
         // The UI's stylesheet, script and icons are the same for everyone.
         p if p.starts_with("/ui/static/") => return Need::Open,
         p if p.starts_with("/ui/") => return Need::Ui,
+        // tus: a client asks what the server supports before it has a token
+        // in hand; every other tus request (HEAD included) is an upload's.
+        "/v1/uploads" if *method == Method::OPTIONS => return Need::Open,
+        p if p == "/v1/uploads" || p.starts_with("/v1/uploads/") => {
+            return Need::Scope(Scope::Upload);
+        }
         _ => {}
     }
     match *method {
@@ -98,7 +106,8 @@ fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
 
 /// Uploads hold a permit for their whole duration.
 fn is_upload(method: &Method, path: &str) -> bool {
-    (*method == Method::PUT && path.starts_with("/v1/assets/"))
+    (*method == Method::PATCH && path.starts_with("/v1/uploads/"))
+        || (*method == Method::PUT && path.starts_with("/v1/assets/"))
         || (*method == Method::POST && (path == "/v1/assets" || path == crate::ui::UPLOAD_PATH))
 }
 
@@ -308,6 +317,12 @@ mod tests {
         assert_eq!(n(Method::POST, "/ui/assets/x/delete"), Need::Ui);
         assert_eq!(n(Method::GET, "/ui/static/app.css"), Need::Open);
         assert!(is_upload(&Method::POST, "/ui/upload"));
+        assert_eq!(n(Method::OPTIONS, "/v1/uploads"), Need::Open);
+        assert_eq!(
+            n(Method::HEAD, "/v1/uploads/ab"),
+            Need::Scope(Scope::Upload)
+        );
+        assert!(is_upload(&Method::PATCH, "/v1/uploads/ab"));
         assert!(is_upload(&Method::PUT, "/v1/assets/ab"));
         assert!(!is_upload(&Method::POST, "/v1/assets/check"));
     }

@@ -56,6 +56,15 @@ pub struct RequestLimits {
     pub touched: guard::TouchLog,
     /// The web UI's settings (`[ui]`).
     pub ui: crate::ui::UiSettings,
+    /// Resumable uploads (`[uploads]`).
+    pub resumable: UploadSettings,
+}
+
+/// How resumable upload sessions behave.
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// A session expires this long after it began.
+    pub expire_after: Duration,
 }
 
 impl RequestLimits {
@@ -75,6 +84,9 @@ impl RequestLimits {
             )),
             touched: guard::TouchLog::default(),
             ui: crate::ui::UiSettings::from_config(config),
+            resumable: UploadSettings {
+                expire_after: config.uploads.expire_after(),
+            },
         }
     }
 }

@@ -73,6 +73,18 @@ impl UploadMeta {
         })
     }
 
+    /// The metadata a resumable upload session recorded at its creation.
+    pub fn from_upload(row: &crate::index::UploadRow) -> Result<Self, ServiceError> {
+        let raw = RawMeta {
+            name: Some(row.name.clone()),
+            path: row.path.clone(),
+            mtime: row.mtime.clone(),
+            client: Some(row.client.clone()),
+            content_type: None,
+        };
+        Self::parse(raw, &row.sha256)
+    }
+
     /// The content type to record: the client's, else a guess from the name.
     pub fn effective_content_type(&self) -> String {
         match &self.content_type {

@@ -72,6 +72,14 @@ pub enum ServiceError {
     TooManyHashes { got: usize, max: usize },
     #[error("no asset with SHA-256 {0}")]
     NotFound(Sha256Hex),
+    #[error(
+        "no upload session {0} for this token (finished, terminated, expired, or another token's); create a new one with POST /v1/uploads"
+    )]
+    UnknownUpload(String),
+    #[error(
+        "Upload-Offset {sent} is not this session's offset {committed}; HEAD the session and continue from its Upload-Offset"
+    )]
+    OffsetMismatch { sent: u64, committed: u64 },
     #[error("asset {sha} has no thumbnail: {why}")]
     NoThumbnail { sha: Sha256Hex, why: &'static str },
     #[error("the range is outside the {size}-byte content")]

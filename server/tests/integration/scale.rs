@@ -72,8 +72,8 @@ async fn servers_starting_together_migrate_once_and_share_tokens() {
     );
     assert_eq!(
         applied.trim(),
-        "3|3",
-        "three servers applied versions 1 to 3 exactly once each"
+        "4|4",
+        "three servers applied versions 1 to 4 exactly once each"
     );
     let reader = fleet.create_token("reader", &["read"]);
     for i in 0..3 {
