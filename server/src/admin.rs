@@ -51,6 +51,9 @@ pub struct ReindexReport {
     pub duplicates: u64,
     /// Keys this server did not write (ignored).
     pub foreign: u64,
+    /// Resumable uploads in progress whose parts are staged in the bucket
+    /// (the file store's; left alone).
+    pub uploads: u64,
     /// Thumbnail objects found (kept: the thumbnail jobs the new rows get
     /// use them instead of decoding the image again).
     pub thumbnails: u64,
@@ -77,9 +80,11 @@ pub async fn reindex_with(storage: &Storage, index: &Index) -> Result<ReindexRep
         sidecars,
         thumbnails,
         foreign,
+        uploads,
     } = list_bucket(storage).await?;
     let mut report = ReindexReport {
         foreign,
+        uploads: uploads.len() as u64,
         thumbnails: thumbnails.values().map(|k| k.len() as u64).sum(),
         ..ReindexReport::default()
     };
@@ -125,6 +130,8 @@ pub(crate) struct Listing {
     pub(crate) thumbnails: BTreeMap<Sha256Hex, Vec<String>>,
     /// Keys this server did not write.
     pub(crate) foreign: u64,
+    /// Ids of the staged resumable uploads in progress (parts, not content).
+    pub(crate) uploads: BTreeSet<String>,
 }
 
 /// List the whole bucket and sort it by [`keys::classify`].
@@ -142,6 +149,9 @@ pub(crate) async fn list_bucket(storage: &Storage) -> Result<Listing, StorageErr
                 .entry(sha)
                 .or_default()
                 .push(meta.location.to_string()),
+            KeyKind::Upload(id) => {
+                listing.uploads.insert(id);
+            }
             KeyKind::Foreign => listing.foreign += 1,
         }
     }

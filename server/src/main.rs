@@ -133,13 +133,14 @@ fn reindex(cli: &Cli) -> Result<()> {
         println!("moved the unreadable index to {}", aside.display());
     }
     println!(
-        "reindexed {} assets into {} ({} with their stored description, {} duplicate copies, {} thumbnails kept, {} foreign keys ignored)",
+        "reindexed {} assets into {} ({} with their stored description, {} duplicate copies, {} thumbnails kept, {} foreign keys ignored, {} resumable uploads in progress left alone)",
         report.assets,
         config.index_path().display(),
         report.described,
         report.duplicates,
         report.thumbnails,
-        report.foreign
+        report.foreign,
+        report.uploads
     );
     Ok(())
 }

@@ -17,6 +17,11 @@
 //! - `size-mismatch`: the row's size is not its object's. Only reported:
 //!   deleting cannot tell which one is right.
 //!
+//! The staged parts of resumable uploads in progress (`uploads/<id>/…`, in
+//! the file store: see `storage::resumable`) are neither content nor
+//! foreign: they are counted as uploads in progress and left alone, for the
+//! upload's completion or abort to remove.
+//!
 //! # Safe while servers serve
 //!
 //! - An upload PUTs its object and then inserts its row. Objects no row
@@ -151,6 +156,9 @@ pub struct FsckReport {
     pub settled: u64,
     /// Keys this server did not write (ignored).
     pub foreign: u64,
+    /// Resumable uploads in progress with parts staged in the bucket (the
+    /// file store's): not content yet, left alone.
+    pub uploads: u64,
 }
 
 impl FsckReport {
@@ -182,7 +190,8 @@ impl FsckReport {
         };
         format!(
             "{verdict}: {} index rows, {} objects; {} problems ({}), {repaired} repaired, {} remaining; \
-             {} recent objects skipped, {} busy, {} settled meanwhile, {} foreign keys ignored",
+             {} recent objects skipped, {} busy, {} settled meanwhile, {} foreign keys ignored, \
+             {} resumable uploads in progress left alone",
             self.rows,
             self.objects,
             self.findings.len(),
@@ -191,7 +200,8 @@ impl FsckReport {
             self.recent,
             busy,
             self.settled,
-            self.foreign
+            self.foreign,
+            self.uploads
         )
     }
 }
@@ -220,6 +230,7 @@ pub async fn fsck_with(
         sidecars,
         thumbnails: _,
         foreign,
+        uploads,
     } = list_bucket(storage).await?;
     let listed = objects.values().map(|v| v.len() as u64).sum();
     if options.repair && listed == 0 && !index.key_page(None, 1).await?.is_empty() {
@@ -231,6 +242,7 @@ pub async fn fsck_with(
     let report = FsckReport {
         objects: listed,
         foreign,
+        uploads: uploads.len() as u64,
         ..FsckReport::default()
     };
     let mut run = Run {

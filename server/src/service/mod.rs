@@ -4,6 +4,7 @@
 //! lock, so concurrent uploads of the same content cannot interleave.
 
 mod caller;
+pub mod hash_state;
 mod inflight;
 mod ingest;
 mod locks;

@@ -36,6 +36,12 @@ pub enum StorageError {
     BadSidecar { key: String, message: String },
     #[error("storage configuration: {0}")]
     Config(String),
+    /// A resumable upload cannot go on as asked (a part number outside
+    /// 1..=10,000, parts to complete that are not 1..=n, an id this store
+    /// did not give, a part replaced since its id was recorded): a fault of
+    /// the caller or of what it kept, not of storage.
+    #[error("resumable upload of {key}: {reason}")]
+    InvalidUpload { key: String, reason: String },
 }
 
 impl StorageError {

@@ -8,6 +8,10 @@
 //! meta/<sha256>.json  sidecar with the core metadata (see `sidecar`)
 //! thumbnails/<size>/<sha256>.<jpg|png>
 //!                     a thumbnail, at most <size> pixels on its longest side
+//! uploads/<id>/target the key a resumable upload in progress will complete
+//!                     to, in stores without a multipart API (the file store;
+//!                     see `resumable`); id = 32 lower-case hex digits, random
+//! uploads/<id>/<n>    part n (1-based, no leading zeros) of that upload
 //! ```
 
 use asset_catalog_proto::Sha256Hex;
@@ -16,6 +20,12 @@ use asset_catalog_proto::Sha256Hex;
 pub const SIDECAR_PREFIX: &str = "meta";
 /// Prefix of thumbnail objects (made by the thumbnail job).
 pub const THUMBNAIL_PREFIX: &str = "thumbnails";
+/// Prefix of the parts of resumable uploads in stores without a multipart API.
+pub const UPLOAD_PREFIX: &str = "uploads";
+/// Name of the record of a staged upload, beside its parts.
+const UPLOAD_TARGET: &str = "target";
+/// Length of the id of a staged resumable upload (128 random bits, hex).
+pub const UPLOAD_ID_LEN: usize = 32;
 /// Longest extension kept in a key.
 pub const MAX_EXT_LEN: usize = 16;
 
@@ -51,7 +61,30 @@ pub fn thumbnail_key(sha: &Sha256Hex, size: u32, ext: &str) -> String {
     format!("{THUMBNAIL_PREFIX}/{size}/{sha}.{ext}")
 }
 
-/// What a key in the bucket is, for `reindex`.
+/// Is `id` the id of a staged resumable upload (32 lower-case hex digits)?
+pub fn is_upload_id(id: &str) -> bool {
+    id.len() == UPLOAD_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `uploads/<id>/`: where the parts of staged upload `id` are.
+pub fn upload_prefix(id: &str) -> String {
+    format!("{UPLOAD_PREFIX}/{id}/")
+}
+
+/// `uploads/<id>/<number>`.
+pub fn upload_part_key(id: &str, number: u32) -> String {
+    format!("{UPLOAD_PREFIX}/{id}/{number}")
+}
+
+/// `uploads/<id>/target`: the record of staged upload `id` (its final key).
+pub fn upload_target_key(id: &str) -> String {
+    format!("{UPLOAD_PREFIX}/{id}/{UPLOAD_TARGET}")
+}
+
+/// What a key in the bucket is, for `reindex` and `fsck`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyKind {
     /// Content object for this hash.
@@ -60,6 +93,9 @@ pub enum KeyKind {
     Sidecar(Sha256Hex),
     /// A thumbnail of this hash's content.
     Thumbnail(Sha256Hex),
+    /// The record or a part of the staged resumable upload with this id,
+    /// neither completed nor aborted yet: not content, and not foreign.
+    Upload(String),
     /// Something this server did not write.
     Foreign,
 }
@@ -82,6 +118,12 @@ pub fn classify(key: &str) -> KeyKind {
         .and_then(|r| r.strip_prefix('/'))
     {
         return classify_thumbnail(rest);
+    }
+    if let Some(rest) = key
+        .strip_prefix(UPLOAD_PREFIX)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        return classify_upload(rest);
     }
     let (hash, ext) = match key.split_once('.') {
         Some((hash, ext)) => (hash, Some(ext)),
@@ -111,6 +153,22 @@ fn classify_thumbnail(rest: &str) -> KeyKind {
             _ => KeyKind::Foreign,
         },
         _ => KeyKind::Foreign,
+    }
+}
+
+/// `<id>/target` or `<id>/<number>`, after the upload prefix; the number
+/// 1-based, without leading zeros.
+fn classify_upload(rest: &str) -> KeyKind {
+    let Some((id, name)) = rest.split_once('/') else {
+        return KeyKind::Foreign;
+    };
+    let part = !name.starts_with('0')
+        && name.bytes().all(|b| b.is_ascii_digit())
+        && name.parse::<u32>().is_ok_and(|n| n >= 1);
+    if is_upload_id(id) && (part || name == UPLOAD_TARGET) {
+        KeyKind::Upload(id.to_string())
+    } else {
+        KeyKind::Foreign
     }
 }
 
@@ -163,5 +221,34 @@ mod tests {
             classify(&format!("thumbnails/256/{s}.gif")),
             KeyKind::Foreign
         );
+    }
+
+    #[test]
+    fn staged_uploads_are_classified_as_such() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert!(is_upload_id(id));
+        for key in [
+            upload_part_key(id, 1),
+            upload_part_key(id, 10_000),
+            upload_target_key(id),
+        ] {
+            assert_eq!(classify(&key), KeyKind::Upload(id.into()), "{key}");
+            assert!(key.starts_with(&upload_prefix(id)), "{key}");
+        }
+        for foreign in [
+            format!("uploads/{id}/0"),
+            format!("uploads/{id}/01"),
+            format!("uploads/{id}/x"),
+            format!("uploads/{id}/+1"),
+            format!("uploads/{id}/"),
+            format!("uploads/{id}"),
+            format!("uploads/{}/1", id.to_uppercase()),
+            format!("uploads/{}/1", &id[1..]),
+            format!("uploads/{id}/1/2"),
+            format!("uploads/{id}/targets"),
+            "uploads/readme".into(),
+        ] {
+            assert_eq!(classify(&foreign), KeyKind::Foreign, "{foreign}");
+        }
     }
 }

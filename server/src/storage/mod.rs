@@ -2,7 +2,8 @@
 //! `Arc<dyn ObjectStore>` chosen by URL (`file://`, `memory://`, `s3://`).
 //! It promises: objects become visible only complete (single PUT, or a
 //! multipart upload that is completed), errors are classified once
-//! ([`StorageError`]), and reads stream in bounded chunks.
+//! ([`StorageError`]), and reads stream in bounded chunks. Uploads that
+//! outlive the process (resumable, across servers) are in [`resumable`].
 
 pub mod cleanup;
 mod error;
@@ -11,6 +12,7 @@ pub mod keys;
 mod multipart;
 mod open;
 mod read;
+pub mod resumable;
 pub mod sidecar;
 
 use std::ops::Range;
@@ -21,6 +23,7 @@ use asset_catalog_proto::Sha256Hex;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
+use object_store::multipart::MultipartStore;
 use object_store::path::Path as ObjectPath;
 use object_store::{
     Attribute, Attributes, GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt,
@@ -31,6 +34,7 @@ pub use error::StorageError;
 use health::Calls;
 pub use health::{DEFAULT_TIMEOUT, Health, TRIAL_EVERY};
 pub use multipart::MultipartWriter;
+pub use resumable::{ResumableUpload, StoredPart};
 pub use sidecar::{Description, Sidecar, SidecarSighting};
 
 /// Which kind of backend a [`Storage`] talks to.
@@ -45,12 +49,26 @@ pub enum Backend {
 }
 
 /// The bucket, as the rest of the server sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
+    /// The same store's multipart API, where it has one (S3, memory).
+    multipart: Option<Arc<dyn MultipartStore>>,
     backend: Backend,
     part_size: usize,
     calls: Calls,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("store", &self.store)
+            .field("multipart", &self.multipart.is_some())
+            .field("backend", &self.backend)
+            .field("part_size", &self.part_size)
+            .field("calls", &self.calls)
+            .finish()
+    }
 }
 
 /// What is stored with an object besides its bytes.
@@ -82,22 +100,35 @@ impl std::fmt::Debug for ObjectBody {
 impl Storage {
     /// Open the storage the configuration names. Does not contact it.
     pub fn open(config: &crate::Config) -> Result<Self, StorageError> {
-        let (store, backend) = open::open(config)?;
-        Ok(
-            Self::from_store(store, backend, config.storage.part_size_bytes)
-                .with_timeout(config.storage.timeout()),
-        )
+        let opened = open::open(config)?;
+        let storage =
+            Self::from_store(opened.store, opened.backend, config.storage.part_size_bytes)
+                .with_timeout(config.storage.timeout());
+        Ok(match opened.multipart {
+            Some(multipart) => storage.with_multipart(multipart),
+            None => storage,
+        })
     }
 
-    /// Wrap an existing store (tests keep a handle to inspect it).
+    /// Wrap an existing store (tests keep a handle to inspect it). It has no
+    /// multipart API until [`Storage::with_multipart`] gives it one.
     pub fn from_store(store: Arc<dyn ObjectStore>, backend: Backend, part_size: u64) -> Self {
         let part_size = usize::try_from(part_size).unwrap_or(usize::MAX);
         Self {
             store,
+            multipart: None,
             backend,
             part_size,
             calls: Calls::new(DEFAULT_TIMEOUT),
         }
+    }
+
+    /// Use `multipart`, the multipart API of the same store, for resumable
+    /// uploads (else they are staged as objects: see [`resumable`]).
+    #[must_use]
+    pub fn with_multipart(mut self, multipart: Arc<dyn MultipartStore>) -> Self {
+        self.multipart = Some(multipart);
+        self
     }
 
     /// Give every storage call this deadline, retries included.
@@ -199,8 +230,17 @@ impl Storage {
         key: &str,
         attrs: ObjectAttrs<'_>,
     ) -> Result<MultipartWriter, StorageError> {
+        self.start_multipart_with(key, self.attributes(attrs)).await
+    }
+
+    /// [`Storage::start_multipart`] with the attributes already built.
+    async fn start_multipart_with(
+        &self,
+        key: &str,
+        attributes: Attributes,
+    ) -> Result<MultipartWriter, StorageError> {
         let options = PutMultipartOptions {
-            attributes: self.attributes(attrs),
+            attributes,
             ..PutMultipartOptions::default()
         };
         let path = ObjectPath::from(key);

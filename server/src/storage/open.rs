@@ -1,6 +1,8 @@
 //! Building the `object_store` the configuration's URL names:
 //! `file:///DIR` (created if missing, fsync on write), `memory://`, or
 //! `s3://BUCKET[/PREFIX]` with endpoint, region, path style and credentials.
+//! The in-memory and S3 stores also serve as the [`MultipartStore`] of
+//! resumable uploads; the file store has none.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
+use object_store::multipart::MultipartStore;
 use object_store::prefix::PrefixStore;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
 
@@ -18,11 +21,30 @@ use crate::Config;
 /// Region used when an s3:// configuration names none.
 const DEFAULT_REGION: &str = "us-east-1";
 
-pub(super) fn open(config: &Config) -> Result<(Arc<dyn ObjectStore>, Backend), StorageError> {
+/// What [`open`] built: one store, seen through both traits where it has both.
+pub(super) struct Opened {
+    pub store: Arc<dyn ObjectStore>,
+    pub multipart: Option<Arc<dyn MultipartStore>>,
+    pub backend: Backend,
+}
+
+impl Opened {
+    /// A store with a multipart API (`T` is one object behind both traits).
+    fn both<T: ObjectStore + MultipartStore>(store: T, backend: Backend) -> Self {
+        let store = Arc::new(store);
+        Self {
+            store: Arc::clone(&store) as Arc<dyn ObjectStore>,
+            multipart: Some(store),
+            backend,
+        }
+    }
+}
+
+pub(super) fn open(config: &Config) -> Result<Opened, StorageError> {
     let url = config.storage_url();
     match url.split_once("://") {
         Some(("file", dir)) => open_file(PathBuf::from(dir)),
-        Some(("memory", _)) => Ok((Arc::new(InMemory::new()), Backend::Memory)),
+        Some(("memory", _)) => Ok(Opened::both(InMemory::new(), Backend::Memory)),
         Some(("s3", rest)) => open_s3(config, rest),
         _ => Err(StorageError::Config(format!(
             "unsupported storage URL {url:?}"
@@ -30,7 +52,7 @@ pub(super) fn open(config: &Config) -> Result<(Arc<dyn ObjectStore>, Backend), S
     }
 }
 
-fn open_file(dir: PathBuf) -> Result<(Arc<dyn ObjectStore>, Backend), StorageError> {
+fn open_file(dir: PathBuf) -> Result<Opened, StorageError> {
     std::fs::create_dir_all(&dir).map_err(|e| {
         StorageError::Config(format!(
             "cannot create storage directory {}: {e}",
@@ -41,10 +63,14 @@ fn open_file(dir: PathBuf) -> Result<(Arc<dyn ObjectStore>, Backend), StorageErr
     let store = LocalFileSystem::new_with_prefix(&dir)
         .map_err(|e| StorageError::Config(format!("storage directory {}: {e}", dir.display())))?
         .with_fsync(true);
-    Ok((Arc::new(store), Backend::File(dir)))
+    Ok(Opened {
+        store: Arc::new(store),
+        multipart: None,
+        backend: Backend::File(dir),
+    })
 }
 
-fn open_s3(config: &Config, rest: &str) -> Result<(Arc<dyn ObjectStore>, Backend), StorageError> {
+fn open_s3(config: &Config, rest: &str) -> Result<Opened, StorageError> {
     let storage = &config.storage;
     let (bucket, prefix) = match rest.split_once('/') {
         Some((bucket, prefix)) => (bucket, prefix.trim_matches('/')),
@@ -95,12 +121,11 @@ fn open_s3(config: &Config, rest: &str) -> Result<(Arc<dyn ObjectStore>, Backend
             format!("{bucket}/{prefix}")
         },
     };
-    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-        Arc::new(s3)
+    Ok(if prefix.is_empty() {
+        Opened::both(s3, backend)
     } else {
-        Arc::new(PrefixStore::new(s3, prefix))
-    };
-    Ok((store, backend))
+        Opened::both(PrefixStore::new(s3, prefix), backend)
+    })
 }
 
 /// Whether requests to `endpoint` should sign their payload (SigV4 hashes

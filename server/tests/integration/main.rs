@@ -1,7 +1,7 @@
 //! Integration tests of `asset-catalog-server` with real components: the
-//! conformance and bad-input suites over the in-memory store, the file store
-//! and a real S3 server (Garage), and the spawned binary with systemd-style
-//! readiness over a real `NOTIFY_SOCKET`.
+//! conformance, bad-input and resumable-storage suites over the in-memory
+//! store, the file store and a real S3 server (Garage), and the spawned
+//! binary with systemd-style readiness over a real `NOTIFY_SOCKET`.
 
 mod accounts;
 mod auth;
@@ -21,6 +21,7 @@ mod large;
 mod outage;
 mod pg_config;
 mod protocol;
+mod resumable;
 mod scale;
 mod support;
 mod tls;
@@ -48,6 +49,11 @@ macro_rules! suite {
             bad_input::oversize_bodies_get_413,
             bad_input::truncated_bodies_store_nothing,
             large::large_upload_streams_through_multipart,
+            resumable::parts_complete_into_the_object,
+            resumable::abort_leaves_nothing,
+            resumable::a_part_sent_again_replaces_the_first,
+            resumable::another_server_completes_from_the_stored_ids,
+            resumable::an_upload_in_progress_is_neither_content_nor_foreign,
         );
     };
     (@tests $kind:expr; $($module:ident :: $test:ident),* $(,)?) => {
