@@ -1,4 +1,4 @@
-//! Resumable uploads over tus 1.0.0 against the real server (in-process;
+//! The tus 1.0.0 protocol (`/v1/uploads`) against the real server (in-process;
 //! the file store and Garage through the suite, two servers on one
 //! PostgreSQL in `another_server_continues_a_session`): a session in parts
 //! whose committed offset is what HEAD reports, content already stored
