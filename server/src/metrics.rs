@@ -142,7 +142,8 @@ impl Metrics {
 
     /// The open resumable upload sessions and the bytes they hold.
     pub fn upload_sessions(&self, sessions: u64, bytes: u64) {
-        self.upload_sessions.set(i64::try_from(sessions).unwrap_or(i64::MAX));
+        self.upload_sessions
+            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
         self.upload_session_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }

@@ -15,12 +15,14 @@ mod pace;
 pub(crate) mod request;
 mod sightings;
 mod thumbnail;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
 use actix_web::middleware::from_fn;
 use actix_web::{App, Resource, web};
 
@@ -129,10 +131,13 @@ const ASSET: Route = ("/v1/assets/{sha256}", "GET, HEAD, PUT, DELETE");
 const CONTENT: Route = ("/v1/assets/{sha256}/content", "GET, HEAD");
 const SIGHTINGS: Route = ("/v1/assets/{sha256}/sightings", "POST");
 const THUMBNAIL: Route = ("/v1/assets/{sha256}/thumbnail", "GET, HEAD");
+const UPLOADS: Route = ("/v1/uploads", "OPTIONS, POST");
+const UPLOAD: Route = ("/v1/uploads/{id}", "HEAD, PATCH, DELETE");
 
 /// Every route [`routes`] registers; the OpenAPI test holds the document to it.
-pub const ROUTES: [Route; 10] = [
+pub const ROUTES: [Route; 12] = [
     HEALTHZ, READYZ, METRICS, OPENAPI, ASSETS, CHECK, ASSET, CONTENT, SIGHTINGS, THUMBNAIL,
+    UPLOADS, UPLOAD,
 ];
 
 /// Routes, extractor configuration and fallbacks.
@@ -171,6 +176,17 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource(THUMBNAIL)
             .route(web::get().to(thumbnail::get))
             .route(web::head().to(thumbnail::get)),
+    )
+    .service(
+        resource(UPLOADS)
+            .route(web::method(Method::OPTIONS).to(uploads::options))
+            .route(web::post().to(uploads::create)),
+    )
+    .service(
+        resource(UPLOAD)
+            .route(web::head().to(uploads::head))
+            .route(web::patch().to(uploads::patch))
+            .route(web::delete().to(uploads::delete)),
     )
     .default_service(web::to(errors::route_not_found));
 }

@@ -14,7 +14,6 @@
 //! `Asset-Catalog-Present: true`.
 
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
 use asset_catalog_proto::ErrorCode;
 use base64::Engine as _;
@@ -22,7 +21,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 
 use super::AppState;
-use super::pace::paced_payload;
+use super::pace::paced;
 use super::request::{client, parse_hash};
 use crate::error::ApiError;
 use crate::service::{Caller, Created, RawMeta, UploadMeta};
@@ -42,20 +41,32 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> 
     headers
         .get(name)
         .map(|v| {
-            v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(|| {
-                ApiError::new(ErrorCode::BadRequest, format!("{name} must be a non-negative integer"))
-            })
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!("{name} must be a non-negative integer"),
+                    )
+                })
         })
         .transpose()
 }
 
 /// Every request but `OPTIONS` names the protocol version it speaks.
 fn check_version(req: &HttpRequest) -> Result<(), ApiError> {
-    match req.headers().get("Tus-Resumable").and_then(|v| v.to_str().ok()) {
+    match req
+        .headers()
+        .get("Tus-Resumable")
+        .and_then(|v| v.to_str().ok())
+    {
         Some(TUS_VERSION) => Ok(()),
         other => Err(ApiError::new(
             ErrorCode::TusVersion,
-            format!("Tus-Resumable: {TUS_VERSION} is required (got {other:?}); this server speaks tus {TUS_VERSION}"),
+            format!(
+                "Tus-Resumable: {TUS_VERSION} is required (got {other:?}); this server speaks tus {TUS_VERSION}"
+            ),
         )),
     }
 }
@@ -78,9 +89,13 @@ pub(super) async fn options(state: web::Data<AppState>) -> HttpResponse {
 fn metadata(headers: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
     let bad = |m: String| ApiError::new(ErrorCode::BadRequest, m);
     let Some(raw) = headers.get("Upload-Metadata") else {
-        return Err(bad("Upload-Metadata is required: at least `sha256 <base64 of the hex hash>`".into()));
+        return Err(bad(
+            "Upload-Metadata is required: at least `sha256 <base64 of the hex hash>`".into(),
+        ));
     };
-    let raw = raw.to_str().map_err(|_| bad("Upload-Metadata must be ASCII".into()))?;
+    let raw = raw
+        .to_str()
+        .map_err(|_| bad("Upload-Metadata must be ASCII".into()))?;
     raw.split(',')
         .map(str::trim)
         .filter(|p| !p.is_empty())
@@ -105,11 +120,17 @@ pub(super) async fn create(
     check_version(&req)?;
     let headers = req.headers();
     if headers.contains_key("Upload-Defer-Length") {
-        return Err(ApiError::new(ErrorCode::BadRequest, "Upload-Defer-Length is not supported: send Upload-Length"));
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "Upload-Defer-Length is not supported: send Upload-Length",
+        ));
     }
     let length = header_u64(headers, "Upload-Length")?
         .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "Upload-Length is required"))?;
-    let mut raw = RawMeta { client: client(&req)?, ..RawMeta::default() };
+    let mut raw = RawMeta {
+        client: client(&req)?,
+        ..RawMeta::default()
+    };
     let mut sha = None;
     for (key, value) in metadata(headers)? {
         match key.as_str() {
@@ -122,11 +143,18 @@ pub(super) async fn create(
         }
     }
     let sha = sha.ok_or_else(|| {
-        ApiError::new(ErrorCode::BadRequest, "Upload-Metadata must carry `sha256` (the content's hex SHA-256, base64-encoded)")
+        ApiError::new(
+            ErrorCode::BadRequest,
+            "Upload-Metadata must carry `sha256` (the content's hex SHA-256, base64-encoded)",
+        )
     })?;
     let meta = UploadMeta::parse(raw, &sha)?;
     let lifetime = state.limits.resumable.expire_after;
-    match state.catalog.create_upload(&caller, sha.clone(), meta, length, lifetime).await? {
+    match state
+        .catalog
+        .create_upload(&caller, sha.clone(), meta, length, lifetime)
+        .await?
+    {
         Created::Session { id, expires: at } => Ok(tus(&mut HttpResponse::Created())
             .insert_header((header::LOCATION, format!("/v1/uploads/{id}")))
             .insert_header(("Upload-Expires", expires(at)))
@@ -172,13 +200,24 @@ pub(super) async fn patch(
 ) -> Result<HttpResponse, ApiError> {
     check_version(&req)?;
     let headers = req.headers();
-    if headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) != Some(OFFSET_TYPE) {
-        return Err(ApiError::new(ErrorCode::UnsupportedMediaType, format!("a PATCH body must be Content-Type: {OFFSET_TYPE}")));
+    if headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        != Some(OFFSET_TYPE)
+    {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("a PATCH body must be Content-Type: {OFFSET_TYPE}"),
+        ));
     }
     let offset = header_u64(headers, "Upload-Offset")?
         .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "Upload-Offset is required"))?;
-    let body = paced_payload(payload, state.limits.pace);
-    let appended = state.catalog.append_upload(&caller, &path, offset, body).await?;
+    let declared = header_u64(headers, "Content-Length")?;
+    let body = paced(payload, state.limits.pace);
+    let appended = state
+        .catalog
+        .append_upload(&caller, &path, offset, declared, body)
+        .await?;
     let mut response = HttpResponse::NoContent();
     tus(&mut response).insert_header(("Upload-Offset", appended.offset.to_string()));
     if let Some(done) = appended.done {
@@ -199,11 +238,6 @@ pub(super) async fn delete(
     Ok(tus(&mut HttpResponse::NoContent()).finish())
 }
 
-/// Does a request go to the tus routes (the gate's scope rule)?
-pub(super) fn is_tus(method: &Method, path: &str) -> bool {
-    (path == "/v1/uploads" || path.starts_with("/v1/uploads/")) && *method != Method::OPTIONS
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,9 +251,18 @@ mod tests {
             HeaderValue::from_static("sha256 YWJj,name bmFtZS50eHQ=,is_confidential"),
         );
         let m = metadata(&h).expect("parse");
-        assert_eq!(m, [("sha256".into(), "abc".into()), ("name".into(), "name.txt".into()), ("is_confidential".into(), String::new())]);
-        h.insert(header::HeaderName::from_static("upload-metadata"), HeaderValue::from_static("sha256 !!!"));
+        assert_eq!(
+            m,
+            [
+                ("sha256".into(), "abc".into()),
+                ("name".into(), "name.txt".into()),
+                ("is_confidential".into(), String::new())
+            ]
+        );
+        h.insert(
+            header::HeaderName::from_static("upload-metadata"),
+            HeaderValue::from_static("sha256 !!!"),
+        );
         assert!(metadata(&h).is_err());
-        assert_eq!(StatusCode::NO_CONTENT.as_u16(), 204);
     }
 }

@@ -262,7 +262,7 @@ impl Catalog {
 }
 
 /// The core metadata of content first seen now as `meta` describes it.
-fn describe(meta: &UploadMeta, now: OffsetDateTime) -> Description {
+pub(super) fn describe(meta: &UploadMeta, now: OffsetDateTime) -> Description {
     Description {
         content_type: meta.effective_content_type(),
         name: meta.name.clone(),
@@ -276,7 +276,11 @@ fn describe(meta: &UploadMeta, now: OffsetDateTime) -> Description {
     }
 }
 
-fn sighting(caller: &Caller, meta: &UploadMeta, seen_at: OffsetDateTime) -> SightingRecord {
+pub(super) fn sighting(
+    caller: &Caller,
+    meta: &UploadMeta,
+    seen_at: OffsetDateTime,
+) -> SightingRecord {
     SightingRecord {
         client: meta.client.clone(),
         path: meta.path.clone(),

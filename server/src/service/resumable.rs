@@ -42,7 +42,7 @@ pub enum Created {
     /// A new session: its id and when it expires.
     Session { id: String, expires: OffsetDateTime },
     /// The content is already stored (or was empty): nothing to send.
-    Present(UploadResponse),
+    Present(Box<UploadResponse>),
 }
 
 /// Where a session stands.
@@ -77,11 +77,19 @@ impl Catalog {
         if length > limit {
             return Err(ServiceError::PayloadTooLarge { limit });
         }
-        if length == 0 || self.inner.index.get(&sha).await?.is_some() {
+        if self.inner.index.get(&sha).await?.is_some() {
+            let asset = self.add_sighting(caller, &sha, meta).await?;
+            return Ok(Created::Present(Box::new(UploadResponse {
+                created: false,
+                asset,
+            })));
+        }
+        if length == 0 {
+            // Nothing to resume: stored (and verified) at once.
             let empty = futures_util::stream::empty::<Result<Bytes, BodyError>>();
-            return Ok(Created::Present(
+            return Ok(Created::Present(Box::new(
                 self.upload(caller, sha, meta, Some(0), empty).await?,
-            ));
+            )));
         }
         if let (Some(_), Some(stored)) = (
             caller.limits().max_bytes,
@@ -151,6 +159,7 @@ impl Catalog {
         caller: &Caller,
         id: &str,
         offset: u64,
+        declared: Option<u64>,
         mut body: S,
     ) -> Result<Appended, ServiceError>
     where
@@ -165,6 +174,13 @@ impl Catalog {
                 sent: offset,
                 committed: row.offset,
             });
+        }
+        if declared.is_some_and(|n| offset.saturating_add(n) > row.length) {
+            return Err(ServiceError::BadRequest(format!(
+                "the body goes past Upload-Length ({} bytes); send at most {} bytes from offset {offset}",
+                row.length,
+                row.length - offset
+            )));
         }
         let mut session = Session::resume(self, row)?;
         let mut tail = BytesMut::new();
@@ -206,7 +222,11 @@ impl Catalog {
     pub async fn terminate_upload(&self, caller: &Caller, id: &str) -> Result<(), ServiceError> {
         let row = self.own_upload(caller, id).await?;
         self.drop_upload(&row).await?;
-        tracing::info!(upload.id = id, token.id = caller.log_id(), "upload session terminated");
+        tracing::info!(
+            upload.id = id,
+            token.id = caller.log_id(),
+            "upload session terminated"
+        );
         Ok(())
     }
 
@@ -228,7 +248,11 @@ impl Catalog {
         let expired = self.inner.index.expired_uploads(now, 100).await?;
         for row in &expired {
             self.drop_upload(row).await?;
-            tracing::info!(upload.id = row.id, upload.offset = row.offset, "upload session expired");
+            tracing::info!(
+                upload.id = row.id,
+                upload.offset = row.offset,
+                "upload session expired"
+            );
         }
         Ok(expired.len())
     }
@@ -246,7 +270,10 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     fn resume(catalog: &'a Catalog, row: UploadRow) -> Result<Self, ServiceError> {
         let hasher = hash_state::restore(&row.hash_state).map_err(|e| {
-            ServiceError::BadRequest(format!("upload {} cannot continue: {e}; start it again", row.id))
+            ServiceError::BadRequest(format!(
+                "upload {} cannot continue: {e}; start it again",
+                row.id
+            ))
         })?;
         Ok(Self {
             catalog,
@@ -300,7 +327,11 @@ impl<'a> Session<'a> {
     }
 
     /// The last part: verify the whole hash, then complete and index, or abort.
-    async fn finish(&mut self, caller: &Caller, last: Bytes) -> Result<UploadResponse, ServiceError> {
+    async fn finish(
+        &mut self,
+        caller: &Caller,
+        last: Bytes,
+    ) -> Result<UploadResponse, ServiceError> {
         let mut hasher = self.hasher.clone();
         hasher.update(&last);
         let actual = Sha256Hex::from_digest(hasher.finalize().into());
@@ -315,11 +346,18 @@ impl<'a> Session<'a> {
             self.commit(last).await?;
         }
         let storage = &self.catalog.inner.storage;
-        let parts: Vec<_> = self.row.parts.iter().map(|p| crate::storage::StoredPart {
-            number: p.number,
-            id: p.id.clone(),
-        }).collect();
-        storage.complete_resumable(&self.resumable(), &parts).await?;
+        let parts: Vec<_> = self
+            .row
+            .parts
+            .iter()
+            .map(|p| crate::storage::StoredPart {
+                number: p.number,
+                id: p.id.clone(),
+            })
+            .collect();
+        storage
+            .complete_resumable(&self.resumable(), &parts)
+            .await?;
         self.catalog.index_finished(caller, &self.row).await
     }
 }

@@ -26,6 +26,7 @@ mod scale;
 mod support;
 mod tls;
 mod token_cli;
+mod tus;
 mod ui_browser;
 mod ui_session;
 
@@ -54,6 +55,9 @@ macro_rules! suite {
             resumable::a_part_sent_again_replaces_the_first,
             resumable::another_server_completes_from_the_stored_ids,
             resumable::an_upload_in_progress_is_neither_content_nor_foreign,
+            tus::a_session_in_parts_reports_its_committed_offset,
+            tus::content_already_stored_needs_no_byte,
+            tus::bad_input_is_refused_and_nothing_unverified_shows,
         );
     };
     (@tests $kind:expr; $($module:ident :: $test:ident),* $(,)?) => {

@@ -340,6 +340,31 @@ impl TestServer {
         json
     }
 
+    /// Another token of these scopes (`upload`, `read`, `admin`): its text.
+    pub async fn create_token_with(&self, name: &str, scopes: &[&str]) -> String {
+        let scopes = scopes.iter().map(|s| s.parse().expect("scope")).collect();
+        token_admin::create(
+            &self._config,
+            name,
+            &Scopes::new(scopes),
+            &TokenLimits::default(),
+        )
+        .await
+        .expect("create token")
+        .text
+    }
+
+    /// No resumable upload is staged in the bucket (ended sessions leave nothing).
+    pub async fn assert_no_staging(&self) {
+        let staged: Vec<String> = self
+            .keys()
+            .await
+            .into_iter()
+            .filter(|k| k.starts_with("uploads/"))
+            .collect();
+        assert!(staged.is_empty(), "staged uploads left behind: {staged:?}");
+    }
+
     /// `DELETE /v1/assets/{sha}` with the admin token: status and JSON (Null for 204).
     pub async fn delete(&self, sha: &str) -> (u16, serde_json::Value) {
         let res = self
