@@ -40,7 +40,6 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::AppState;
 use crate::auth::{Presented, Scope};
 use crate::error::ApiError;
-use crate::index::TokenVerdict;
 use crate::service::{Caller, UiSession};
 use crate::ui::SESSION_COOKIE;
 
@@ -268,12 +267,7 @@ async fn authorize(
         .map(str::trim)
         .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?;
     let presented = Presented::parse(text).ok_or_else(|| unauthorized("unknown token"))?;
-    let verdict = state.catalog.verify_token(&presented).await?;
-    let grant = match verdict {
-        TokenVerdict::Valid(grant) => grant,
-        TokenVerdict::Unknown => return Err(unauthorized("unknown token")),
-        TokenVerdict::Revoked => return Err(unauthorized("this token has been revoked")),
-    };
+    let grant = state.catalog.verify_token(&presented).await?;
     let (id, scopes) = (grant.id.clone(), grant.scopes.clone());
     if state.limits.touched.due(&id) {
         state.catalog.record_token_use(&id);

@@ -207,12 +207,20 @@ impl Catalog {
     }
 
     /// Check a presented bearer token against the index (on every request:
-    /// a revocation applies to the next one).
+    /// a revocation applies to the next one): its grant, or `Unauthorized`
+    /// saying whether it is unknown or revoked.
     pub async fn verify_token(
         &self,
         presented: &crate::auth::Presented<'_>,
-    ) -> Result<crate::index::TokenVerdict, ServiceError> {
-        Ok(self.inner.index.verify_token(presented).await?)
+    ) -> Result<crate::index::TokenGrant, ServiceError> {
+        use crate::index::TokenVerdict;
+        match self.inner.index.verify_token(presented).await? {
+            TokenVerdict::Valid(grant) => Ok(grant),
+            TokenVerdict::Unknown => Err(ServiceError::Unauthorized("unknown token".into())),
+            TokenVerdict::Revoked => Err(ServiceError::Unauthorized(
+                "this token has been revoked".into(),
+            )),
+        }
     }
 
     /// Note in the background that token `id` was used (`token list`'s

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::{Caller, Catalog, ServiceError};
 use crate::auth::{Presented, Scope, Scopes};
-use crate::index::{Index, IndexError, NewSession, SessionKind, TokenVerdict};
+use crate::index::{Index, IndexError, NewSession, SessionKind};
 
 /// Random bytes of a session or link secret.
 const SECRET_BYTES: usize = 32;
@@ -64,11 +64,7 @@ impl Catalog {
         let presented = Presented::parse(token_text.trim()).ok_or_else(|| {
             unauthorized("that is not a token; paste the whole acat_… text `asset-catalog-server token create` printed")
         })?;
-        let grant = match self.index().verify_token(&presented).await? {
-            TokenVerdict::Valid(grant) => grant,
-            TokenVerdict::Unknown => return Err(unauthorized("unknown token")),
-            TokenVerdict::Revoked => return Err(unauthorized("this token has been revoked")),
-        };
+        let grant = self.verify_token(&presented).await?;
         if !grant.scopes.allows(Scope::Read) {
             return Err(ServiceError::Forbidden(format!(
                 "token {} ({}) cannot read the catalog; sign in with a token that has the read or admin scope",

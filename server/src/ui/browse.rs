@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use asset_catalog_proto::{Asset, Integrity, MediaKind};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Date, OffsetDateTime};
@@ -23,7 +23,7 @@ const PAGE: usize = 60;
 const DAY: &[BorrowedFormatItem<'_>] = format_description!("[year]-[month]-[day]");
 
 /// The query in the URL; every field is optional and "" means unset.
-#[derive(Debug, Default, Clone, Deserialize, Serialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(default)]
 pub(super) struct BrowseQuery {
     q: String,

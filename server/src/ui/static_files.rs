@@ -94,7 +94,8 @@ pub(super) async fn get(
     } else {
         "no-cache"
     };
-    let mut response = if not_modified(&req, &tag) {
+    let unchanged = not_modified(&req, &tag);
+    let mut response = if unchanged {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
@@ -108,7 +109,7 @@ pub(super) async fn get(
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; sandbox",
         ));
-    if not_modified(&req, &tag) {
+    if unchanged {
         return Ok(response.finish());
     }
     Ok(response.content_type(*content_type).body(*bytes))

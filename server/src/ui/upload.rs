@@ -4,7 +4,6 @@
 //! `X-CSRF-Token` and asks for JSON; a plain form post (no script) sends it
 //! as the `csrf` query parameter and is sent on to the asset's page.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -38,20 +37,14 @@ pub(super) async fn post(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
+    let outcome = receive_form(&state, &viewer.caller, &req, payload).await;
     if !wants_json {
-        let outcome = receive_form(&state, &viewer.caller, &req, payload).await?;
-        return Ok(redirect(&format!("/ui/assets/{}", outcome.asset.sha256)));
+        return Ok(redirect(&format!("/ui/assets/{}", outcome?.asset.sha256)));
     }
-    match receive_form(&state, &viewer.caller, &req, payload).await {
-        Ok(outcome) => {
-            let status = if outcome.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            Ok(HttpResponse::build(status).json(outcome))
-        }
+    Ok(match outcome {
+        Ok(outcome) if outcome.created => HttpResponse::Created().json(outcome),
+        Ok(outcome) => HttpResponse::Ok().json(outcome),
         // The script shows the API's `{code, message}`.
-        Err(e) => Ok(actix_web::ResponseError::error_response(&e)),
-    }
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    })
 }
