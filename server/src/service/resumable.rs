@@ -6,8 +6,11 @@
 //! Content already present is answered at once (its sighting recorded), so
 //! no byte is sent twice. Each `PATCH` body is cut into parts of
 //! `[storage] part_size_bytes`; every part is stored, then committed to the
-//! index together with the SHA-256 state after it (compare-and-set on the
-//! offset, so two servers cannot both advance one session). A crash or a
+//! index together with the SHA-256 state after it, under the content's lock
+//! (the lease every server honours) and with a compare-and-set on the
+//! offset, so two requests cannot both advance one session. The lock is
+//! held per part, not per PATCH: a slow sender or a killed server blocks
+//! the content for one part's store at most. A crash or a
 //! cut connection therefore loses at most the part in flight, and the
 //! committed offset is what `HEAD` reports. A body that ends before a part
 //! boundary keeps its tail only when that tail is a valid part (S3's 5 MiB
@@ -166,9 +169,6 @@ impl Catalog {
         S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
     {
         let row = self.own_upload(caller, id).await?;
-        let _guard = self.lock(&row.sha256, Purpose::Upload).await?;
-        // Read again under the lock: another request may have advanced it.
-        let row = self.own_upload(caller, id).await?;
         if offset != row.offset {
             return Err(ServiceError::OffsetMismatch {
                 sent: offset,
@@ -291,8 +291,31 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Store one part and commit it with the hash state after it.
+    /// Store one part and commit it with the hash state after it, holding
+    /// the content's lock (lease) for just that: a PATCH whose sender is
+    /// slow, or whose server was killed, blocks nobody for longer than one
+    /// part takes to store.
     async fn commit(&mut self, part: Bytes) -> Result<StoredPart, ServiceError> {
+        let _held = self.catalog.lock(&self.row.sha256, Purpose::Upload).await?;
+        self.commit_held(part).await
+    }
+
+    /// [`Self::commit`] under the lock already held. The committed offset
+    /// is read again first: another request on this session (on any
+    /// server) may have stored this part number meanwhile, and storing it
+    /// again could replace those bytes under the hash state committed.
+    async fn commit_held(&mut self, part: Bytes) -> Result<StoredPart, ServiceError> {
+        let index = &self.catalog.inner.index;
+        let committed = index.upload(&self.row.id).await?.map(|r| r.offset);
+        if committed != Some(self.offset) {
+            return Err(match committed {
+                Some(committed) => ServiceError::OffsetMismatch {
+                    sent: self.offset,
+                    committed,
+                },
+                None => ServiceError::UnknownUpload(self.row.id.clone()),
+            });
+        }
         let number = u32::try_from(self.row.parts.len() + 1).unwrap_or(u32::MAX);
         let len = part.len() as u64;
         self.hasher.update(&part);
@@ -308,7 +331,6 @@ impl<'a> Session<'a> {
         };
         let state = hash_state::save(&self.hasher);
         let now = OffsetDateTime::now_utc();
-        let index = &self.catalog.inner.index;
         if !index
             .advance_upload(&self.row.id, self.offset, &part, len, &state, now)
             .await?
@@ -332,6 +354,7 @@ impl<'a> Session<'a> {
         caller: &Caller,
         last: Bytes,
     ) -> Result<UploadResponse, ServiceError> {
+        let _held = self.catalog.lock(&self.row.sha256, Purpose::Upload).await?;
         let mut hasher = self.hasher.clone();
         hasher.update(&last);
         let actual = Sha256Hex::from_digest(hasher.finalize().into());
@@ -343,7 +366,7 @@ impl<'a> Session<'a> {
             });
         }
         if !last.is_empty() || self.row.parts.is_empty() {
-            self.commit(last).await?;
+            self.commit_held(last).await?;
         }
         let storage = &self.catalog.inner.storage;
         let parts: Vec<_> = self

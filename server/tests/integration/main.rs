@@ -27,6 +27,7 @@ mod support;
 mod tls;
 mod token_cli;
 mod tus;
+mod tus_sessions;
 mod ui_browser;
 mod ui_session;
 
@@ -58,6 +59,7 @@ macro_rules! suite {
             tus::a_session_in_parts_reports_its_committed_offset,
             tus::content_already_stored_needs_no_byte,
             tus::bad_input_is_refused_and_nothing_unverified_shows,
+            tus_sessions::an_abandoned_session_expires,
         );
     };
     (@tests $kind:expr; $($module:ident :: $test:ident),* $(,)?) => {

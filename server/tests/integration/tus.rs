@@ -1,6 +1,6 @@
 //! The tus 1.0.0 protocol (`/v1/uploads`) against the real server (in-process;
 //! the file store and Garage through the suite, two servers on one
-//! PostgreSQL in `another_server_continues_a_session`): a session in parts
+//! PostgreSQL and expiry in `tus_sessions.rs`): a session in parts
 //! whose committed offset is what HEAD reports, content already stored
 //! answered at creation, and every kind of bad input refused with nothing
 //! visible: a wrong offset, a body past Upload-Length, a declared hash that
@@ -15,13 +15,13 @@ use bytes::Bytes;
 
 use crate::support::{Kind, TestServer, assert_error, json_of, sha256_hex};
 
-const MIB: usize = 1024 * 1024;
+pub(crate) const MIB: usize = 1024 * 1024;
 
-fn b64(s: &str) -> String {
+pub(crate) fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-fn random(len: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn random(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| {
             (i as u32)
@@ -32,14 +32,14 @@ fn random(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// Small parts so that a test crosses several part boundaries quickly.
-fn small_parts(config: &mut asset_catalog_server::Config) {
+pub(crate) fn small_parts(config: &mut asset_catalog_server::Config) {
     config.storage.part_size_bytes = 5 * MIB as u64;
     // 10,000 parts of 5 MiB must hold the largest upload.
     config.server.max_upload_bytes = 1 << 30;
 }
 
 /// `POST /v1/uploads`: status, headers, body.
-async fn create(
+pub(crate) async fn create(
     s: &TestServer,
     token: &str,
     sha: &str,
@@ -66,14 +66,14 @@ async fn create(
     (status, headers, json)
 }
 
-fn header(h: &HeaderMap, name: &str) -> String {
+pub(crate) fn header(h: &HeaderMap, name: &str) -> String {
     h.get(name)
         .map(|v| v.to_str().expect("ascii").to_owned())
         .unwrap_or_default()
 }
 
 /// `PATCH location` at `offset` with `body`: status, the Upload-Offset answered, JSON on errors.
-async fn patch(
+pub(crate) async fn patch(
     s: &TestServer,
     token: &str,
     location: &str,
@@ -98,7 +98,7 @@ async fn patch(
 }
 
 /// `HEAD location`: status and the committed offset.
-async fn head(s: &TestServer, token: &str, location: &str) -> (u16, Option<u64>) {
+pub(crate) async fn head(s: &TestServer, token: &str, location: &str) -> (u16, Option<u64>) {
     let res = s
         .client_with(token)
         .head(s.url(location))
