@@ -20,6 +20,8 @@
 #                                   #   sharing PostgreSQL behind HAProxy, into BENCHMARKS.md
 #   bench/run.sh --only B9 --merge  # B9 alone (~12 min): scrub vs sha256sum, thumbnail jobs/s
 #                                   #   of 12 MP JPEGs, B1's ingest beside a backlog of jobs
+#   bench/run.sh --only B10 --merge # B10 alone (~6 min): a 2 GiB tus upload, plain PUT vs
+#                                   #   resumable, and cut by kill -9 of watcher or server at half
 #   bench/run.sh --only B11 --merge # B11 alone: the web UI at 1M assets in Chromium
 #   bench/run.sh --profile debug    # use debug binaries (smoke runs only)
 #   bench/run.sh --no-build         # use the binaries already in target/
@@ -36,7 +38,7 @@ repo=$(pwd)
 
 profile=release
 build=1
-only=B1,B2,B3,B4,B5,B6,B7,B8,B9  # the harness's default: every scenario
+only=B1,B2,B3,B4,B5,B6,B7,B8,B9,B10  # the harness's default: every scenario
 pass=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -65,7 +67,7 @@ for t in python3 gcc cargo git find sha256sum xargs; do
   command -v "$t" >/dev/null || { echo "run.sh: '$t' is required" >&2; exit 1; }
 done
 # What the chosen scenarios need: B1-B6 the peers and Garage, B8 PostgreSQL,
-# B9 Garage and python3-pil, B11 Chromium and python3-selenium.
+# B9 Garage and python3-pil, B10 Garage, B11 Chromium and python3-selenium.
 only=${only// /}
 wants() { [[ ",${only^^}," =~ ,($1), ]]; }
 # The peers are Debian's packages, called by absolute path (a pip-installed
@@ -107,7 +109,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 garage_args=()
-if wants 'B[1-7]|B9'; then
+if wants 'B[1-7]|B9|B10'; then
   garage=$(scripts/install-garage.sh)
   echo "garage: $garage" >&2
   garage_args=(--garage "$garage")

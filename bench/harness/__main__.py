@@ -27,6 +27,7 @@ import report
 import scen_index
 import scen_jobs
 import scen_local
+import scen_resume
 import scen_scale
 import scen_server
 import scen_ui
@@ -35,7 +36,7 @@ from ctx import Bins, Ctx, Params
 from results import Comparison, Measure, Scenario
 from util import BenchError, log, stop_all
 
-ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B11"]
+ALL = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11"]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -127,6 +128,7 @@ def run_scenarios(ctx: Ctx, only: list[str]) -> list[Scenario]:
     attempt("B7", "Scale-out ingest on PostgreSQL", scen_scale.b7)
     attempt("B8", "The index at 1M assets", scen_index.b8)
     attempt("B9", "Background jobs", scen_jobs.b9)
+    attempt("B10", "Resumable uploads (tus)", scen_resume.b10)
     attempt("B11", "The web UI at 1M assets", scen_ui.b11)
     return sorted(done, key=lambda s: int(s.id[1:]))
 
