@@ -9,6 +9,9 @@
 #   watcher (client/tests/e2e/faults): kill -9 rounds over more files, a
 #     several-minute server outage, an inotify overflow of 100,000 creates;
 #     and 5,000 directories swapped for symlinks out of the tree (outside.rs);
+#   resumable uploads (client e2e resumable.rs): one 400 MiB file through 30
+#     kill -9 of the watcher and 8 of the server at random byte counts (5 MiB
+#     parts), at most one part (plus 1 MiB for a server kill) re-sent per kill;
 #   server (server/tests/integration: faults, outage, storage_down): S3 down 5 minutes;
 #   N servers on one PostgreSQL (scale): 100 rounds of same-content and
 #     delete-versus-upload races;
@@ -26,7 +29,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="${2:-}"; shift 2 || shift ;;
     --minutes=*) minutes="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "soak.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -58,6 +61,8 @@ cargo build --workspace --bins --locked
 
 run "watcher faults at soak size" \
   cargo test --locked -p asset-watcher --test e2e faults -- --nocapture
+run "watcher: a 400 MiB resumable upload through 30 watcher and 8 server kills" \
+  cargo test --locked -p asset-watcher --test e2e resumable_upload_resumes -- --nocapture
 run "watcher: directories swapped for symlinks, 5,000 rounds" \
   cargo test --locked -p asset-watcher --test e2e outside -- --nocapture
 run "server faults and storage outage at soak size" \

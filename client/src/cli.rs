@@ -275,6 +275,11 @@ fn check_config(paths: &Paths) -> Result<ExitCode, CommandError> {
         s.upload_concurrency,
         s.hash_workers
     )?;
+    writeln!(
+        out,
+        "resumable:   files of {} bytes or more",
+        s.resumable_threshold
+    )?;
     writeln!(out, "state:       {}", paths.state_dir.display())?;
     writeln!(out, "cache:       {}", paths.cache_dir.display())?;
     Ok(ExitCode::SUCCESS)

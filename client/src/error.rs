@@ -226,6 +226,9 @@ fn classify_http(
         (422, Some(ErrorCode::HashMismatch)) => Disposition::Rehash,
         (400, Some(ErrorCode::IncompleteBody)) => Disposition::Rehash,
         (404, Some(ErrorCode::NotFound)) => Disposition::NotOnServer,
+        // A resumable session the server no longer knows, or whose offset
+        // moved on: the next try asks again (or begins a new session).
+        (_, Some(ErrorCode::UnknownUpload | ErrorCode::OffsetMismatch)) => Disposition::Retry,
         // 401/403 (bad token) are permanent per the contract; such files are
         // queued again when the watcher next starts (the token may be fixed).
         (413, _) => Disposition::Permanent,
@@ -282,6 +285,14 @@ mod tests {
         assert_eq!(
             http(404, Some(ErrorCode::RouteNotFound)),
             Disposition::Permanent
+        );
+        assert_eq!(
+            http(404, Some(ErrorCode::UnknownUpload)),
+            Disposition::Retry
+        );
+        assert_eq!(
+            http(409, Some(ErrorCode::OffsetMismatch)),
+            Disposition::Retry
         );
         for s in [408, 429, 500, 502, 503, 507] {
             assert_eq!(http(s, None), Disposition::Retry, "{s}");

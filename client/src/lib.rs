@@ -3,7 +3,8 @@
 //!
 //! The pieces, with dependencies pointing one way:
 //! `cli` → `daemon` (run / scan) → `watch` (inotify), `scan` (the indexer
-//! thread), `pipeline` (hash → check → upload) → `upload` (awc), `state`
+//! thread), `pipeline` (hash → check → upload) → `upload` (awc) and
+//! `resumable` (tus sessions for large files, on the same client), `state`
 //! (SQLite), `queue` (debounce, backoff), `hasher`; with `config`, `paths`,
 //! `ignore`, `error`, `notify` and `logging` beside them, `beneath` (opens that
 //! never leave a watched root) under `scan` and `hasher`, and `shown` (names
@@ -22,6 +23,7 @@ pub mod notify;
 pub mod paths;
 pub mod pipeline;
 pub mod queue;
+pub mod resumable;
 pub mod scan;
 pub mod shown;
 pub mod special;

@@ -1,7 +1,8 @@
 //! `asset-watcher status`: what the state database says (it is safe to read
 //! while the daemon runs: WAL), as text for people or `--json` for scripts.
 //! The text shows names and the server's messages escaped (`shown`); the
-//! JSON keeps them exact (JSON escapes control characters itself). When the
+//! JSON keeps them exact (JSON escapes control characters itself). Partial
+//! resumable uploads are listed with their progress. When the
 //! server holds uploads back (rate limit, quota), the text says so first.
 
 use std::io::Write;
@@ -13,7 +14,7 @@ use time::OffsetDateTime;
 use crate::config::Settings;
 use crate::paths::Paths;
 use crate::shown;
-use crate::state::{Failure, Report, State, StateError, now_ms};
+use crate::state::{Failure, Partial, Report, State, StateError, now_ms};
 
 /// The `--json` document.
 #[derive(Debug, Serialize)]
@@ -186,6 +187,31 @@ fn print_text(
     let title = "Failures (fixed by changing the file, or `asset-watcher scan --retry-failed`)";
     list(out, title, &r.failures, r.failed)?;
     list(out, "Retrying", &r.retries, r.retrying)?;
+    partials(out, &r.partial)?;
+    Ok(())
+}
+
+/// Resumable uploads under way: path, committed bytes of the length, percent.
+fn partials(out: &mut dyn Write, items: &[Partial]) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "Partial uploads (resumed from the server's committed offset):"
+    )?;
+    for p in items {
+        writeln!(
+            out,
+            "  {}
+    {} of {} ({}%), as of {}",
+            shown::text(&p.path),
+            human_bytes(p.offset),
+            human_bytes(p.length),
+            p.percent(),
+            when(Some(p.updated_ms))
+        )?;
+    }
     Ok(())
 }
 
@@ -289,6 +315,13 @@ mod tests {
             failed: 1,
             failures: vec![failure],
             quota_exceeded_since_ms: Some(now_ms()),
+            partial: vec![Partial {
+                path: "/w/film\u{1b}.mkv".to_owned(),
+                offset: 15 << 20,
+                length: 60 << 20,
+                url: "/v1/uploads/ab".to_owned(),
+                updated_ms: now_ms(),
+            }],
             ..Report::default()
         };
         let doc = StatusDoc {
@@ -307,6 +340,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("bad \\u{1b}[31mname"), "{text}");
+        assert!(
+            text.contains("  /w/film\\u{1b}.mkv\n    15.0 MiB of 60.0 MiB (25%), as of "),
+            "{text}"
+        );
         assert!(text.contains("Watching:   /w/\\u{202e}odd"), "{text}");
         assert!(
             text.contains(

@@ -1,7 +1,8 @@
 //! The server's API v1 over awc: one `Client` (keep-alive pool, connect
 //! timeout, TCP_NODELAY via a wrapped connector) sending `check` batches,
 //! streamed `PUT`s (fixed-size chunks read from a read-only file, with the
-//! file's size/mtime re-checked at the end) and sightings. Redirects are
+//! file's size/mtime re-checked at the end) and sightings; `resumable.rs`
+//! adds the tus sessions for large files on the same client. Redirects are
 //! never followed: the token and the bytes go to the configured server only.
 //! Every failure is a [`TransferError`]; `error.rs` decides what it means.
 
@@ -95,7 +96,7 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, rustls::Er
         .with_no_client_auth())
 }
 
-fn map_send_error(e: awc::error::SendRequestError) -> TransferError {
+pub(crate) fn map_send_error(e: awc::error::SendRequestError) -> TransferError {
     use awc::error::{ConnectError, SendRequestError as E};
     match e {
         E::Connect(ConnectError::Timeout) | E::Timeout => TransferError::Timeout,
@@ -149,7 +150,7 @@ impl ApiClient {
         }
     }
 
-    fn request(&self, method: awc::http::Method, path: &str) -> awc::ClientRequest {
+    pub(crate) fn request(&self, method: awc::http::Method, path: &str) -> awc::ClientRequest {
         let mut req = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -158,6 +159,16 @@ impl ApiClient {
             req = req.bearer_auth(token);
         }
         req
+    }
+
+    /// The server's base URL, without a trailing `/`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The client id this watcher names itself by.
+    pub(crate) fn client_id(&self) -> &str {
+        &self.client_id
     }
 
     /// `GET /healthz`.
@@ -217,37 +228,53 @@ impl ApiClient {
         if !stat_of(&file)?.same_content(expected) {
             return Err(TransferError::Changed);
         }
-        let progress = Rc::new(Cell::new(Instant::now()));
-        let changed = Rc::new(Cell::new(false));
-        let body = file_stream(
-            tokio::fs::File::from_std(file),
-            *expected,
-            Rc::clone(&progress),
-            Rc::clone(&changed),
-            Arc::clone(&self.bytes_sent),
-        );
         let mut req = self
             .request(awc::http::Method::PUT, &format!("/v1/assets/{sha}"))
-            .timeout(Duration::from_secs(u64::from(u32::MAX)))
             .insert_header((HEADER_NAME, encode_header_text(&meta.name)))
             .insert_header((HEADER_PATH, encode_header_text(&meta.rel_path)))
             .insert_header(("content-type", meta.content_type.as_str()));
         if let Some(mtime) = meta.mtime.and_then(format_rfc3339) {
             req = req.insert_header((HEADER_MTIME, mtime));
         }
-        let send = req.send_body(SizedStream::new(expected.size, body));
+        let res = self.send_file(req, file, expected, expected.size).await?;
+        let bytes = expect_ok(res).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| TransferError::Protocol(format!("upload response: {e}")))
+    }
+
+    /// Send `req` with a body of the `len` bytes of `file` from its current
+    /// position. `expected` is the stat the bytes are described by: a file
+    /// that ends early, or whose size/mtime differs at the end, is
+    /// `TransferError::Changed`. A body that makes no progress for the
+    /// request timeout is `TransferError::Timeout`.
+    pub(crate) async fn send_file(
+        &self,
+        req: awc::ClientRequest,
+        file: std::fs::File,
+        expected: &FileStat,
+        len: u64,
+    ) -> Result<awc::ClientResponse, TransferError> {
+        let progress = Rc::new(Cell::new(Instant::now()));
+        let changed = Rc::new(Cell::new(false));
+        let body = file_stream(
+            tokio::fs::File::from_std(file),
+            (*expected, len),
+            Rc::clone(&progress),
+            Rc::clone(&changed),
+            Arc::clone(&self.bytes_sent),
+        );
+        let send = req
+            .timeout(Duration::from_secs(u64::from(u32::MAX)))
+            .send_body(SizedStream::new(len, body));
         let sent = tokio::select! {
             r = send => r,
             () = stall_watch(Rc::clone(&progress), self.request_timeout) => return Err(TransferError::Timeout),
         };
-        let res = match sent {
-            Ok(res) => res,
-            Err(_) if changed.get() => return Err(TransferError::Changed),
-            Err(e) => return Err(map_send_error(e)),
-        };
-        let bytes = expect_ok(res).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| TransferError::Protocol(format!("upload response: {e}")))
+        match sent {
+            Ok(res) => Ok(res),
+            Err(_) if changed.get() => Err(TransferError::Changed),
+            Err(e) => Err(map_send_error(e)),
+        }
     }
 }
 
@@ -262,16 +289,16 @@ async fn stall_watch(progress: Rc<Cell<Instant>>, limit: Duration) {
     }
 }
 
-/// The body: `size` bytes in `CHUNK`-sized pieces; at the end, the file's
-/// size and mtime must still be the ones that were hashed.
+/// The body: `len` bytes from the file's position in `CHUNK`-sized pieces;
+/// at the end, the file's size and mtime must still be `expected`'s.
 fn file_stream(
     file: tokio::fs::File,
-    expected: FileStat,
+    (expected, len): (FileStat, u64),
     progress: Rc<Cell<Instant>>,
     changed: Rc<Cell<bool>>,
     bytes_sent: Arc<AtomicU64>,
 ) -> impl Stream<Item = Result<Bytes, BodyError>> {
-    let state = Some((file, expected.size));
+    let state = Some((file, len));
     futures_util::stream::unfold(state, move |state| {
         let progress = Rc::clone(&progress);
         let changed = Rc::clone(&changed);
@@ -313,13 +340,13 @@ fn file_stream(
     })
 }
 
-fn format_rfc3339(t: OffsetDateTime) -> Option<String> {
+pub(crate) fn format_rfc3339(t: OffsetDateTime) -> Option<String> {
     t.format(&time::format_description::well_known::Rfc3339)
         .ok()
 }
 
 /// Read the body of a 2xx response, or turn the response into an error.
-async fn expect_ok<S>(mut res: awc::ClientResponse<S>) -> Result<Bytes, TransferError>
+pub(crate) async fn expect_ok<S>(mut res: awc::ClientResponse<S>) -> Result<Bytes, TransferError>
 where
     S: Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
 {
@@ -435,7 +462,7 @@ mod tests {
             let changed = Rc::new(Cell::new(false));
             let s = file_stream(
                 tokio::fs::File::from_std(f),
-                stat,
+                (stat, stat.size),
                 Rc::new(Cell::new(Instant::now())),
                 Rc::clone(&changed),
                 Arc::clone(&sent),
@@ -463,7 +490,7 @@ mod tests {
             let changed = Rc::new(Cell::new(false));
             let s = file_stream(
                 tokio::fs::File::from_std(f),
-                stat,
+                (stat, stat.size),
                 Rc::new(Cell::new(Instant::now())),
                 Rc::clone(&changed),
                 Arc::new(AtomicU64::new(0)),

@@ -58,6 +58,7 @@ pub struct Metrics {
     readiness_probes: Counter,
     upload_sessions: Gauge,
     upload_session_bytes: Gauge,
+    upload_session_received: Counter,
     /// The background jobs' metrics.
     pub jobs: crate::jobs::JobMetrics,
 }
@@ -125,11 +126,19 @@ impl Metrics {
             Unit::Bytes,
             upload_session_bytes.clone(),
         );
+        let upload_session_received = Counter::default();
+        registry.register_with_unit(
+            "upload_session_received",
+            "PATCH body bytes received for resumable upload sessions (resent bytes: this minus their lengths)",
+            Unit::Bytes,
+            upload_session_received.clone(),
+        );
         let jobs = crate::jobs::JobMetrics::register(&mut registry);
         Self {
             jobs,
             upload_sessions,
             upload_session_bytes,
+            upload_session_received,
             readiness_probes,
             registry,
             uploads,
@@ -146,6 +155,11 @@ impl Metrics {
             .set(i64::try_from(sessions).unwrap_or(i64::MAX));
         self.upload_session_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// `bytes` of a resumable session's `PATCH` body arrived.
+    pub fn upload_session_received(&self, bytes: u64) {
+        self.upload_session_received.inc_by(bytes);
     }
 
     /// New content of `bytes` bytes was stored.
@@ -250,12 +264,14 @@ mod tests {
         let m = Metrics::new();
         m.upload_created(10);
         m.upload_existing();
+        m.upload_session_received(7);
         m.error(ErrorCode::HashMismatch);
         m.observe_request("PUT", "/v1/assets/{sha256}", 201, 0.01);
         let text = m.encode();
         for needle in [
             "asset_catalog_uploads_total{outcome=\"created\"} 1",
             "asset_catalog_upload_bytes_total 10",
+            "asset_catalog_upload_session_received_bytes_total 7",
             "asset_catalog_dedup_hits_total{via=\"upload\"} 1",
             "asset_catalog_errors_total{code=\"hash_mismatch\"} 1",
             "asset_catalog_http_request_duration_seconds_count{method=\"PUT\"",

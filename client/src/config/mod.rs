@@ -93,6 +93,9 @@ pub struct FileConfig {
     pub connect_timeout_secs: u64,
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// Files of at least this many bytes go up as resumable (tus) uploads.
+    #[serde(default = "default_resumable_threshold_bytes")]
+    pub resumable_threshold_bytes: u64,
     /// PEM file of extra CA certificates trusted for an `https://` server
     /// (on top of the system's).
     #[serde(default)]
@@ -130,6 +133,12 @@ fn default_connect_timeout_secs() -> u64 {
 fn default_request_timeout_secs() -> u64 {
     60
 }
+/// 64 MiB: four of the server's default 16 MiB parts, so a cut costs at
+/// most a quarter of the file; smaller files go up in one `PUT`.
+pub const DEFAULT_RESUMABLE_THRESHOLD_BYTES: u64 = 64 * 1024 * 1024;
+fn default_resumable_threshold_bytes() -> u64 {
+    DEFAULT_RESUMABLE_THRESHOLD_BYTES
+}
 
 impl Default for FileConfig {
     fn default() -> Self {
@@ -146,6 +155,7 @@ impl Default for FileConfig {
             rescan_interval_secs: default_rescan_interval_secs(),
             connect_timeout_secs: default_connect_timeout_secs(),
             request_timeout_secs: default_request_timeout_secs(),
+            resumable_threshold_bytes: default_resumable_threshold_bytes(),
             ca_file: None,
             allow_plain_http: false,
         }
@@ -362,12 +372,14 @@ mod tests {
             (
                 parsed.quiet_period_ms,
                 parsed.upload_concurrency,
-                parsed.rescan_interval_secs
+                parsed.rescan_interval_secs,
+                parsed.resumable_threshold_bytes
             ),
             (
                 d.quiet_period_ms,
                 d.upload_concurrency,
-                d.rescan_interval_secs
+                d.rescan_interval_secs,
+                d.resumable_threshold_bytes
             )
         );
     }

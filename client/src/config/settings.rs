@@ -33,6 +33,8 @@ pub struct Settings {
     pub rescan_interval: Option<Duration>,
     pub connect_timeout: Duration,
     pub request_timeout: Duration,
+    /// Files of at least this size go up as resumable (tus) uploads.
+    pub resumable_threshold: u64,
     /// Extra trusted CA certificates (PEM) for an `https://` server.
     pub ca_file: Option<PathBuf>,
 }
@@ -111,6 +113,7 @@ impl FileConfig {
                     .then(|| Duration::from_secs(self.rescan_interval_secs)),
                 connect_timeout: Duration::from_secs(self.connect_timeout_secs),
                 request_timeout: Duration::from_secs(self.request_timeout_secs),
+                resumable_threshold: self.resumable_threshold_bytes,
                 ca_file,
             }),
             _ => Err(ConfigError::Invalid {
@@ -155,6 +158,15 @@ impl FileConfig {
             self.request_timeout_secs,
             1,
             86_400,
+            problems,
+        );
+        // Below the server's smallest part (5 MiB) a resumable upload is one
+        // part anyway; 1 MiB still lets tests cross parts with small files.
+        check_range(
+            "resumable_threshold_bytes",
+            self.resumable_threshold_bytes,
+            1 << 20,
+            1 << 50,
             problems,
         );
     }
@@ -433,6 +445,7 @@ mod tests {
             ],
             ignore: vec!["[".into()],
             upload_concurrency: 0,
+            resumable_threshold_bytes: 4096,
             ..FileConfig::default()
         };
         let e = cfg
@@ -441,9 +454,14 @@ mod tests {
         let ConfigError::Invalid { problems, .. } = &e else {
             panic!("unexpected {e}");
         };
-        assert_eq!(problems.len(), 9, "{e}");
+        assert_eq!(problems.len(), 10, "{e}");
         assert!(
-            e.to_string().starts_with("test.toml has 9 problem(s):"),
+            e.to_string()
+                .contains("resumable_threshold_bytes = 4096: use a value from 1048576"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("test.toml has 10 problem(s):"),
             "{e}"
         );
     }

@@ -78,6 +78,12 @@ rescan_interval_secs = 3600
 # for an upload to make progress).
 connect_timeout_secs = 10
 request_timeout_secs = 60
+
+# Files at least this large (bytes; default 64 MiB) go up as resumable
+# uploads: after a network cut or a restart of either side the upload
+# continues where the server last committed it instead of starting over.
+# Smaller files go up in one request.
+resumable_threshold_bytes = 67108864
 "#;
 
 fn list_items<'a>(items: impl Iterator<Item = &'a str>) -> String {
@@ -152,6 +158,10 @@ mod tests {
         let l = FileConfig::load(&p, &[]).expect("parse default template");
         assert!(l.config.watch.is_empty());
         assert_eq!(l.config.ignore.len(), DEFAULT_IGNORE.len());
+        assert_eq!(
+            l.config.resumable_threshold_bytes,
+            crate::config::DEFAULT_RESUMABLE_THRESHOLD_BYTES
+        );
 
         let opts = InitOptions {
             server: Some("http://catalog:9000".into()),

@@ -2,7 +2,8 @@
 //! known), ask the server whether it has the content, then either record a
 //! sighting (no bytes) or stream the bytes; identical content queued twice
 //! is sent once and the second path becomes a sighting. A file that changes
-//! underneath is hashed again, up to a limit. Requests the server holds back
+//! underneath is hashed again, up to a limit. Large files go up as resumable
+//! uploads (`resume.rs`). Requests the server holds back
 //! (rate limit, quota: `hold.rs`) are not sent; such files wait in the queue.
 
 use std::cell::RefCell;
@@ -45,6 +46,8 @@ pub(super) struct Worker {
     pub outage: Outage,
     pub holds: Holds,
     pub settings: PipelineSettings,
+    /// Files of at least this size go up as resumable uploads (`resume.rs`).
+    pub resumable_from: u64,
 }
 
 /// The end of one job, as reported to the scheduler.
@@ -150,7 +153,7 @@ impl Worker {
         }
     }
 
-    fn root_of(&self, job: &Job) -> Option<&Root> {
+    pub(super) fn root_of(&self, job: &Job) -> Option<&Root> {
         self.roots.iter().find(|r| job.path.starts_with(&r.path))
     }
 
@@ -288,13 +291,18 @@ impl Worker {
             .gate(Some(stat.size), now_ms())
             .map_err(TransferError::Held)?;
         let refusals = self.holds.quota_refusals();
-        let root = self
-            .root_of(job)
-            .ok_or(TransferError::Io(NOT_FOUND.into()))?;
-        let (file, _) = open_regular(&root.path, &job.path)?;
-        let res = self.api.upload(file, stat, sha, meta).await?;
+        let created = if stat.size >= self.resumable_from {
+            match self.put_resumable(job, sha, stat, meta).await {
+                Err(e) if super::resume::unsupported(&e) => {
+                    self.put_whole(job, sha, stat, meta).await?
+                }
+                other => other?,
+            }
+        } else {
+            self.put_whole(job, sha, stat, meta).await?
+        };
         self.counters.uploads.fetch_add(1, Ordering::Relaxed);
-        if res.created {
+        if created {
             self.holds.note_stored(&self.state, stat.size, refusals);
         }
         let path = shown::path(&job.path);
@@ -302,10 +310,25 @@ impl Worker {
             file.path = %path,
             asset.sha256 = %sha,
             asset.size = stat.size,
-            created = res.created,
+            created,
             "uploaded {path} ({} bytes)",
             stat.size
         );
         Ok(())
+    }
+
+    /// The file in one `PUT`; true when the server stored new content.
+    async fn put_whole(
+        &self,
+        job: &Job,
+        sha: &Sha256Hex,
+        stat: &FileStat,
+        meta: &FileMeta,
+    ) -> Result<bool, TransferError> {
+        let root = self
+            .root_of(job)
+            .ok_or(TransferError::Io(NOT_FOUND.into()))?;
+        let (file, _) = open_regular(&root.path, &job.path)?;
+        Ok(self.api.upload(file, stat, sha, meta).await?.created)
     }
 }

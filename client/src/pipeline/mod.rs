@@ -1,13 +1,14 @@
 //! The upload pipeline: takes due jobs from the persistent queue (a bounded
 //! window of them at a time, so memory stays flat whatever the backlog),
 //! runs each as its own task (hash → check → sighting or upload, see
-//! `job.rs`), and records how each ended. Slow or failing files never hold
+//! `job.rs`; large files resumably, `resume.rs`), and records how each ended. Slow or failing files never hold
 //! up the others; retries wait in the database, not in memory.
 
 mod check;
 mod hold;
 mod job;
 mod outage;
+mod resume;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
@@ -139,6 +140,7 @@ impl Pipeline {
             holds: hold::Holds::default(),
             counters,
             settings: tuning.clone(),
+            resumable_from: settings.resumable_threshold,
         };
         // What an earlier run met is not known to hold now.
         worker.holds.save(&worker.state);

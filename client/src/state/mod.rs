@@ -1,8 +1,9 @@
 //! The watcher's memory, in SQLite (WAL) under the XDG state directory: one
 //! row per path with (dev, inode, size, mtime_ns, ctime_ns, sha256, status),
-//! the persistent upload queue (attempts, last error, next try) and a few
-//! counters. Every change is one transaction, so a kill -9 at any point
-//! loses nothing: on restart the queue continues where it stopped.
+//! the persistent upload queue (attempts, last error, next try), a few
+//! counters and the resumable upload sessions in progress. Every change is
+//! one transaction, so a kill -9 at any point loses nothing: on restart the
+//! queue continues where it stopped, a large upload from its committed offset.
 //!
 //! Each thread opens its own [`State`]; WAL lets `status` read while the
 //! daemon writes.
@@ -11,6 +12,7 @@ mod index;
 mod jobs;
 mod report;
 mod schema;
+mod sessions;
 
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
@@ -23,6 +25,7 @@ use rusqlite::Connection;
 pub use index::{Observed, RootSweep};
 pub use jobs::{Job, JobUpdate};
 pub use report::{Failure, Report};
+pub use sessions::{Partial, SavedSession};
 
 /// Per-path status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

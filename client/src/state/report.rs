@@ -1,10 +1,11 @@
 //! The numbers `asset-watcher status` shows: queue depth, retrying and
-//! failed files with their reasons, last sync, lifetime counters, and the
-//! server's holds on uploads (rate limit, quota) the daemon last met.
+//! failed files with their reasons, partial (resumable) uploads, last sync,
+//! lifetime counters, and the server's holds on uploads (rate limit, quota)
+//! the daemon last met.
 
 use serde::Serialize;
 
-use super::{State, StateError, counters, path_from_bytes};
+use super::{Partial, State, StateError, counters, path_from_bytes};
 
 /// A file that is failing (permanently, or retrying after an error).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -37,6 +38,9 @@ pub struct Report {
     pub rate_limited_until_ms: Option<i64>,
     pub failures: Vec<Failure>,
     pub retries: Vec<Failure>,
+    /// Resumable uploads begun and not finished, with the committed offset
+    /// the server last reported.
+    pub partial: Vec<Partial>,
 }
 
 fn count(st: &State, sql: &str) -> Result<u64, StateError> {
@@ -74,6 +78,7 @@ impl State {
                 "f.status IN ('pending', 'hashed') AND q.last_error IS NOT NULL",
                 max_listed,
             )?,
+            partial: self.partials(max_listed)?,
         })
     }
 

@@ -1,4 +1,4 @@
-//! Schema and connection settings of the state database. WAL with
+//! Schema, migrations and connection settings of the state database. WAL with
 //! `synchronous=NORMAL`: a crash of the process loses nothing committed; a
 //! power loss may lose the last transactions but never corrupts the file,
 //! and the startup scan re-discovers whatever they recorded.
@@ -9,8 +9,8 @@ use rusqlite::Connection;
 
 use super::StateError;
 
-/// Current schema version (`PRAGMA user_version`).
-pub const VERSION: i64 = 1;
+/// Current schema version (`PRAGMA user_version`): 1 plus [`MIGRATIONS`].
+pub const VERSION: i64 = 2;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE files (
@@ -43,6 +43,26 @@ CREATE TABLE meta (
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// The step from version N to N + 1 is `MIGRATIONS[N - 1]`.
+const MIGRATIONS: [&str; 1] = [
+    // 2: resumable (tus) upload sessions, one per file at most.
+    "
+CREATE TABLE upload_sessions (
+    file_id    INTEGER PRIMARY KEY REFERENCES files (id) ON DELETE CASCADE,
+    url        TEXT NOT NULL,
+    sha256     TEXT NOT NULL,
+    length     INTEGER NOT NULL,
+    dev        INTEGER NOT NULL,
+    ino        INTEGER NOT NULL,
+    mtime_ns   INTEGER NOT NULL,
+    rel_path   TEXT NOT NULL,
+    committed  INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
+);
+",
+];
 
 fn corrupt(path: &Path, e: &rusqlite::Error) -> StateError {
     StateError::Corrupt {
@@ -79,6 +99,10 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StateError> {
             Ok(())
         }
         VERSION => check_tables(conn, path),
+        found if (1..VERSION).contains(&found) => {
+            upgrade(conn, path)?;
+            check_tables(conn, path)
+        }
         found => Err(StateError::TooNew {
             path: path.to_path_buf(),
             found,
@@ -90,30 +114,62 @@ pub fn migrate(conn: &Connection, path: &Path) -> Result<(), StateError> {
 /// Create the schema unless another connection did first; true if this
 /// one did. The version is read again under the write lock.
 fn create(conn: &Connection, path: &Path) -> Result<bool, StateError> {
+    locked(conn, path, |from| {
+        if from != 0 {
+            return Ok(false);
+        }
+        conn.execute_batch(SCHEMA_V1)?;
+        for step in MIGRATIONS {
+            conn.execute_batch(step)?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {VERSION};"))?;
+        Ok(true)
+    })
+}
+
+/// Apply the migrations from the version found (read again under the write
+/// lock: another process may have upgraded it meanwhile) to [`VERSION`], in
+/// one transaction.
+fn upgrade(conn: &Connection, path: &Path) -> Result<(), StateError> {
+    let from = locked(conn, path, |from| {
+        let first = usize::try_from(from.max(1) - 1).unwrap_or(usize::MAX);
+        for step in MIGRATIONS.iter().skip(first) {
+            conn.execute_batch(step)?;
+        }
+        conn.execute_batch(&format!("PRAGMA user_version = {VERSION};"))?;
+        Ok(from)
+    })?;
+    if from < VERSION {
+        tracing::info!(state.path = %path.display(), from, to = VERSION, "state database upgraded");
+    }
+    Ok(())
+}
+
+/// Run `f` with the version found, in one write transaction taken before
+/// the version is read (committed if `f` succeeds, rolled back otherwise).
+fn locked<T>(
+    conn: &Connection,
+    path: &Path,
+    f: impl FnOnce(i64) -> rusqlite::Result<T>,
+) -> Result<T, StateError> {
     conn.execute_batch("BEGIN IMMEDIATE")
         .map_err(|e| corrupt(path, &e))?;
-    let made = conn
+    let done = conn
         .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .and_then(|v| {
-            if v != 0 {
-                return Ok(false);
-            }
-            conn.execute_batch(&format!("{SCHEMA_V1} PRAGMA user_version = {VERSION};"))?;
-            Ok(true)
-        });
-    let end = match made {
+        .and_then(f);
+    let end = match done {
         Ok(_) => conn.execute_batch("COMMIT"),
         Err(_) => conn.execute_batch("ROLLBACK"),
     };
-    let made = made.map_err(|e| corrupt(path, &e))?;
+    let done = done.map_err(|e| corrupt(path, &e))?;
     end.map_err(|e| corrupt(path, &e))?;
-    Ok(made)
+    Ok(done)
 }
 
 fn check_tables(conn: &Connection, path: &Path) -> Result<(), StateError> {
     conn.query_row(
         "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM queue) \
-         + (SELECT count(*) FROM meta)",
+         + (SELECT count(*) FROM meta) + (SELECT count(*) FROM upload_sessions)",
         [],
         |r| r.get::<_, i64>(0),
     )
@@ -135,5 +191,31 @@ mod tests {
         assert!(create(&a, &p).expect("a creates"));
         assert!(!create(&b, &p).expect("b finds it made"));
         migrate(&b, &p).expect("b migrates");
+    }
+
+    #[test]
+    fn a_version_1_database_is_upgraded_keeping_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("s.sqlite3");
+        let old = Connection::open(&p).expect("open");
+        old.execute_batch(&format!(
+            "{SCHEMA_V1} PRAGMA user_version = 1;
+             INSERT INTO files (path, dev, ino, size, mtime_ns, ctime_ns, status, updated_ms)
+             VALUES (x'2f772f61', 1, 2, 3, 4, 5, 'pending', 6);"
+        ))
+        .expect("a version 1 database");
+        drop(old);
+        let conn = Connection::open(&p).expect("reopen");
+        migrate(&conn, &p).expect("upgrade");
+        let (version, files, sessions): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version),
+                        (SELECT count(*) FROM files), (SELECT count(*) FROM upload_sessions)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .expect("read");
+        assert_eq!((version, files, sessions), (VERSION, 1, 0));
+        migrate(&conn, &p).expect("a second open changes nothing");
     }
 }

@@ -4,7 +4,8 @@
 //! were actually sent (the server's stored-bytes counter, its count of
 //! redundant uploads, and the watcher's own sent-bytes counter). Issue 12's
 //! points have their own modules: `outside` (no read outside the tree),
-//! `names` (names shown escaped), `redirect` (redirects not followed).
+//! `names` (names shown escaped), `redirect` (redirects not followed);
+//! issue 16's, `resumable` (large files resumed after kills of either side).
 
 mod support;
 
@@ -17,6 +18,7 @@ mod outside;
 mod quota;
 mod redirect;
 mod resilience;
+mod resumable;
 mod scan;
 mod tls;
 mod writes;

@@ -190,6 +190,9 @@ impl Catalog {
                 // What was committed stays; the tail is lost (the client resends it).
                 Err(e) => return Err(e.into()),
             };
+            self.inner
+                .metrics
+                .upload_session_received(chunk.len() as u64);
             if session.offset + (tail.len() + chunk.len()) as u64 > session.row.length {
                 return Err(ServiceError::BadRequest(format!(
                     "the body goes past Upload-Length ({} bytes); nothing past offset {} was kept",

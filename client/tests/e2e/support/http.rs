@@ -27,12 +27,18 @@ impl Response {
 /// `GET http://127.0.0.1:{port}{path}` with a bearer token; `None` when
 /// nothing listens.
 pub fn get(port: u16, path: &str, token: &str) -> Option<Response> {
+    send(port, "GET", path, token, "")
+}
+
+/// A bodiless request with a bearer token and `headers` (CRLF-terminated
+/// lines); `None` when nothing listens.
+pub fn send(port: u16, method: &str, path: &str, token: &str, headers: &str) -> Option<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         Authorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Authorization: Bearer {token}\r\n{headers}Connection: close\r\n\r\n"
     )
     .ok()?;
     let mut raw = Vec::new();

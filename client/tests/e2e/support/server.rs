@@ -50,16 +50,34 @@ pub struct Server {
 impl Server {
     /// Start a server; `extra` is appended to its `[server]` section.
     pub fn start_with(extra: &str) -> Self {
+        Self::start_with_sections(extra, "", "")
+    }
+
+    /// Start a server on the file store; `server` and `storage` are
+    /// appended to those sections, `more` (whole sections, e.g.
+    /// `[uploads]`) to the file.
+    pub fn start_with_sections(server: &str, storage: &str, more: &str) -> Self {
+        Self::start_on(server, |objects| {
+            format!(
+                "[storage]\nurl = \"file://{}\"\n{storage}\n\n{more}",
+                objects.display()
+            )
+        })
+    }
+
+    /// Start a server whose config after `[server]` (the storage section
+    /// and any other) is what `rest` makes of the file store's directory.
+    pub fn start_on(server: &str, rest: impl FnOnce(&Path) -> String) -> Self {
         let dir = tempfile::tempdir().expect("server tempdir");
         let port = free_port();
         let state = dir.path().join("state");
         let objects = dir.path().join("objects");
         std::fs::create_dir_all(&objects).expect("objects dir");
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{}\"\nshutdown_timeout_secs = 5\n{extra}\n\n\
-             [storage]\nurl = \"file://{}\"\n\n[log]\nlevel = \"warn\"\n",
+            "[log]\nlevel = \"warn\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\nstate_dir = \"{}\"\n\
+             shutdown_timeout_secs = 5\n{server}\n\n{}\n",
             state.display(),
-            objects.display()
+            rest(&objects)
         );
         std::fs::write(dir.path().join("server.toml"), config).expect("server config");
         let admin_token = create_token(dir.path(), "tests", "admin");
@@ -107,6 +125,14 @@ impl Server {
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             signal(&child, rustix::process::Signal::TERM);
+            child.wait().expect("wait for server");
+        }
+    }
+
+    /// SIGKILL: the server gets no chance to finish anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, rustix::process::Signal::KILL);
             child.wait().expect("wait for server");
         }
     }
@@ -181,16 +207,19 @@ impl Server {
     /// A counter from `/metrics` (0 when absent), e.g.
     /// `asset_catalog_uploads_total{outcome="existing"}`.
     pub fn metric(&self, series: &str) -> u64 {
-        let text = http::get(self.port, "/metrics", &self.admin_token)
+        metric_in(&self.metrics_text(), series)
+    }
+
+    /// The whole `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        http::get(self.port, "/metrics", &self.admin_token)
             .expect("GET /metrics")
-            .text();
-        text.lines()
-            .find_map(|l| {
-                l.strip_prefix(series)
-                    .and_then(|rest| rest.strip_prefix(' '))
-            })
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
+            .text()
+    }
+
+    /// The admin token, for the tests' own requests.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
     }
 
     /// Make the server's storage fail while the server runs (its object
@@ -243,6 +272,17 @@ impl Server {
     pub fn limited_upload_token(&self, name: &str, limits: &[&str]) -> String {
         create_token_with(self.dir.path(), name, "upload", limits)
     }
+}
+
+/// A counter in a `/metrics` text (0 when absent).
+pub fn metric_in(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
 }
 
 /// `token create` on the server's index; returns the token.

@@ -109,6 +109,11 @@ impl Home {
         self.dir.path().join(".config/asset-watcher/config.toml")
     }
 
+    /// The log of every `run` started in this home so far.
+    pub fn watcher_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("watcher.log")).unwrap_or_default()
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join(".local/state/asset-watcher")
     }
