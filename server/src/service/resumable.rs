@@ -169,6 +169,14 @@ impl Catalog {
         S: Stream<Item = Result<Bytes, BodyError>> + Unpin,
     {
         let row = self.own_upload(caller, id).await?;
+        // A request still storing a part of this session (its client cut
+        // off, now resuming here) finishes that part first: then the offset
+        // checked is the one it committed, and a stale resume is refused
+        // before its body is read, not a part later.
+        let row = {
+            let _held = self.lock(&row.sha256, Purpose::Upload).await?;
+            self.own_upload(caller, id).await?
+        };
         if offset != row.offset {
             return Err(ServiceError::OffsetMismatch {
                 sent: offset,
