@@ -227,6 +227,8 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
         Method::POST => "POST",
         Method::DELETE => "DELETE",
         Method::OPTIONS => "OPTIONS",
+        // tus appends (`/v1/uploads/{id}`, `/ui/uploads/{id}`).
+        Method::PATCH => "PATCH",
         _ => "other",
     }
 }
@@ -238,11 +240,12 @@ mod tests {
     #[test]
     fn made_up_methods_share_one_label() {
         use actix_web::http::Method;
-        for m in ["BREW", "PROPFIND", "get", "PATCH", "TRACE", "CONNECT"] {
+        for m in ["BREW", "PROPFIND", "get", "TRACE", "CONNECT"] {
             let method = Method::from_bytes(m.as_bytes()).expect("token");
             assert_eq!(method_label(&method), "other", "{m}");
         }
         assert_eq!(method_label(&Method::DELETE), "DELETE");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
     }
 
     #[test]
