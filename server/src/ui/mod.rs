@@ -6,7 +6,8 @@
 //!
 //! One file per page: [`browse`] (the grid and list with search and filters),
 //! [`asset`] (preview, details, sightings, download, delete), [`overview`],
-//! [`upload`], [`session`] (sign-in, sign-out, sign-in links, CSRF), with the
+//! [`upload`] (a file in one form post) and [`uploads`] (large files over
+//! tus, resumable), [`session`] (sign-in, sign-out, sign-in links, CSRF), with the
 //! shared page frame and formatting in [`view`], the HTML error pages in
 //! [`error`] and the embedded static files in [`static_files`].
 //!
@@ -24,6 +25,7 @@ mod overview;
 mod session;
 mod static_files;
 mod upload;
+mod uploads;
 mod view;
 
 use actix_web::http::StatusCode;
@@ -73,9 +75,11 @@ const SIGN_IN: &str = "/ui/sign-in";
 const LINK: &str = "/ui/sign-in/link";
 const SIGN_OUT: &str = "/ui/sign-out";
 const STATIC: &str = "/ui/static/{file}";
+const TUS: &str = uploads::BASE;
+const TUS_SESSION: &str = "/ui/uploads/{id}";
 
 /// Every route pattern of the UI (the `route` label of request metrics).
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 11] = [
     BROWSE,
     ASSET,
     DELETE,
@@ -85,6 +89,8 @@ pub const ROUTES: [&str; 9] = [
     LINK,
     SIGN_OUT,
     STATIC,
+    TUS,
+    TUS_SESSION,
 ];
 
 /// The UI's routes (registered only when `[ui] enabled`).
@@ -99,7 +105,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(LINK, web::get().to(session::link_form))
         .route(LINK, web::post().to(session::redeem_link))
         .route(SIGN_OUT, web::post().to(session::sign_out))
-        .route(STATIC, web::get().to(static_files::get));
+        .route(STATIC, web::get().to(static_files::get))
+        .route(TUS, web::post().to(uploads::create))
+        .route(TUS_SESSION, web::head().to(uploads::head))
+        .route(TUS_SESSION, web::patch().to(uploads::patch))
+        .route(TUS_SESSION, web::delete().to(uploads::delete));
 }
 
 /// An HTML page with the UI's security headers; never cached (it carries

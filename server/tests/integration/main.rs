@@ -29,6 +29,7 @@ mod token_cli;
 mod tus;
 mod ui_browser;
 mod ui_session;
+mod ui_tus;
 
 /// Instantiate every suite function for one backend.
 macro_rules! suite {
