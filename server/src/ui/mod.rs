@@ -54,6 +54,8 @@ pub struct UiSettings {
     pub link_lifetime: std::time::Duration,
     /// Mark the session cookie `Secure` (the server speaks TLS).
     pub secure_cookie: bool,
+    /// Dropped files larger than this go through tus (`/ui/uploads`).
+    pub resumable_above: u64,
 }
 
 impl UiSettings {
@@ -63,6 +65,7 @@ impl UiSettings {
             session_lifetime: config.ui.session_lifetime(),
             link_lifetime: config.ui.link_lifetime(),
             secure_cookie: config.tls_enabled(),
+            resumable_above: config.ui.resumable_above_bytes,
         }
     }
 }
