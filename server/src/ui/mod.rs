@@ -1,8 +1,10 @@
 //! The web UI: server-rendered HTML pages at `/` and under `/ui/`, built
 //! from askama templates (`server/templates/`, compiled into the binary and
 //! escaped by default) and a little progressive JavaScript
-//! (`server/static/app.js`: drag-and-drop upload, copy buttons). Every page
-//! works without the script; nothing is fetched from anywhere else.
+//! (`server/static/app.js`: drag-and-drop upload, copy buttons; for large
+//! files it loads the vendored `tus-js-client` and `@noble/hashes` from
+//! `server/static/vendor/` on demand). Every page works without the script;
+//! nothing is fetched from anywhere else.
 //!
 //! One file per page: [`browse`] (the grid and list with search and filters),
 //! [`asset`] (preview, details, sightings, download, delete), [`overview`],

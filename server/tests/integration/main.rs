@@ -28,6 +28,7 @@ mod tls;
 mod token_cli;
 mod tus;
 mod ui_browser;
+mod ui_browser_tus;
 mod ui_session;
 mod ui_tus;
 
