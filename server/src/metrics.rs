@@ -241,6 +241,7 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
         Method::POST => "POST",
         Method::DELETE => "DELETE",
         Method::OPTIONS => "OPTIONS",
+        // tus appends (`/v1/uploads/{id}`, `/ui/uploads/{id}`).
         Method::PATCH => "PATCH",
         _ => "other",
     }

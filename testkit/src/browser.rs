@@ -191,6 +191,20 @@ impl Browser {
         .await;
     }
 
+    /// Limit the tab's uploads to `bytes_per_sec` (`None`: no limit) with
+    /// DevTools' network emulation (`Network.emulateNetworkConditions`),
+    /// so that a test can watch an upload in progress, or cut it midway.
+    /// It holds for the current tab, across navigations, until changed.
+    pub async fn throttle_uploads(&self, bytes_per_sec: Option<u32>) {
+        self.cdp("Network.enable", json!({})).await;
+        let up = bytes_per_sec.map_or(-1.0, f64::from);
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            json!({ "offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": up }),
+        )
+        .await;
+    }
+
     /// Save a PNG screenshot of the viewport as
     /// `<screenshots_dir()>/<name>.png` and return the path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 
 /// Longest session lifetime accepted: 30 days.
 const MAX_SESSION_HOURS: u64 = 30 * 24;
+/// Smallest `resumable_above_bytes` accepted: below it tus costs more
+/// requests than it saves, and a value this small is likely meant in MiB.
+const MIN_RESUMABLE_ABOVE: u64 = 1 << 20;
 
 /// `[ui]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +21,9 @@ pub struct UiConfig {
     /// A sign-in link printed by `asset-catalog-server ui-link` works this many
     /// minutes, once.
     pub link_minutes: u64,
+    /// A file dropped on the browse page larger than this many bytes is
+    /// uploaded resumably (tus, `/ui/uploads`), smaller ones in one form post.
+    pub resumable_above_bytes: u64,
 }
 
 impl Default for UiConfig {
@@ -26,6 +32,7 @@ impl Default for UiConfig {
             enabled: true,
             session_hours: 12,
             link_minutes: 15,
+            resumable_above_bytes: 64 << 20,
         }
     }
 }
@@ -51,6 +58,13 @@ pub(super) fn validate(ui: &UiConfig, out: &mut Vec<String>) {
         out.push(format!(
             "ui.link_minutes: {} is out of range; use 1 to 1440",
             ui.link_minutes
+        ));
+    }
+    if ui.resumable_above_bytes < MIN_RESUMABLE_ABOVE {
+        out.push(format!(
+            "ui.resumable_above_bytes: {} is below {MIN_RESUMABLE_ABOVE} (1 MiB); it is a size in bytes (64 MiB is {})",
+            ui.resumable_above_bytes,
+            64u64 << 20
         ));
     }
 }

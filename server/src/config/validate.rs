@@ -288,6 +288,21 @@ mod tests {
     }
 
     #[test]
+    fn a_resumable_threshold_below_a_mib_is_refused_in_bytes() {
+        let mut config = Config::default();
+        config.ui.resumable_above_bytes = 64;
+        let problems = config.validate();
+        assert_eq!(
+            problems,
+            [
+                "ui.resumable_above_bytes: 64 is below 1048576 (1 MiB); it is a size in bytes (64 MiB is 67108864)"
+            ]
+        );
+        config.ui.resumable_above_bytes = 1 << 20;
+        assert!(config.validate().is_empty());
+    }
+
+    #[test]
     fn part_size_must_fit_upload_limit() {
         let mut config = Config::default();
         config.storage.part_size_bytes = MIN_PART_SIZE_BYTES;

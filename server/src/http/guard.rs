@@ -12,7 +12,8 @@
 //! the index on every request (no cache), so a revocation applies at once.
 //! Neither the `Authorization` header nor the token is ever logged.
 //!
-//! The web UI (`/` and `/ui/…`) is open here: its pages send a browser
+//! The web UI (`/` and `/ui/…`, its tus routes `/ui/uploads…` included, whose
+//! `PATCH` holds an upload permit too) is open here: its pages send a browser
 //! without a session to the sign-in page themselves. A browser's session
 //! cookie (see `service::session`) stands in for a bearer token on the UI's
 //! routes and on `GET`/`HEAD` of the API (thumbnails, content); never on an
@@ -105,7 +106,8 @@ fn need(method: &Method, path: &str, metrics_public: bool) -> Need {
 
 /// Uploads hold a permit for their whole duration.
 fn is_upload(method: &Method, path: &str) -> bool {
-    (*method == Method::PATCH && path.starts_with("/v1/uploads/"))
+    let tus_session = path.starts_with("/v1/uploads/") || path.starts_with("/ui/uploads/");
+    (*method == Method::PATCH && tus_session)
         || (*method == Method::PUT && path.starts_with("/v1/assets/"))
         || (*method == Method::POST && (path == "/v1/assets" || path == crate::ui::UPLOAD_PATH))
 }
@@ -317,6 +319,9 @@ mod tests {
             Need::Scope(Scope::Upload)
         );
         assert!(is_upload(&Method::PATCH, "/v1/uploads/ab"));
+        assert!(is_upload(&Method::PATCH, "/ui/uploads/ab"));
+        assert_eq!(n(Method::PATCH, "/ui/uploads/ab"), Need::Ui);
+        assert!(!is_upload(&Method::HEAD, "/ui/uploads/ab"));
         assert!(is_upload(&Method::PUT, "/v1/assets/ab"));
         assert!(!is_upload(&Method::POST, "/v1/assets/check"));
     }

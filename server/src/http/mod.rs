@@ -15,7 +15,7 @@ mod pace;
 pub(crate) mod request;
 mod sightings;
 mod thumbnail;
-mod uploads;
+pub(crate) mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +131,7 @@ const ASSET: Route = ("/v1/assets/{sha256}", "GET, HEAD, PUT, DELETE");
 const CONTENT: Route = ("/v1/assets/{sha256}/content", "GET, HEAD");
 const SIGHTINGS: Route = ("/v1/assets/{sha256}/sightings", "POST");
 const THUMBNAIL: Route = ("/v1/assets/{sha256}/thumbnail", "GET, HEAD");
-const UPLOADS: Route = ("/v1/uploads", "OPTIONS, POST");
+const UPLOADS: Route = (uploads::API_BASE, "OPTIONS, POST");
 const UPLOAD: Route = ("/v1/uploads/{id}", "HEAD, PATCH, DELETE");
 
 /// Every route [`routes`] registers; the OpenAPI test holds the document to it.

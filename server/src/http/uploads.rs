@@ -12,10 +12,15 @@
 //! reports `Upload-Offset` = `Upload-Length`, so any tus client is done
 //! without sending a byte (its sighting is recorded), and our header
 //! `Asset-Catalog-Present: true`.
+//!
+//! The web UI serves the same protocol at `/ui/uploads` behind its session
+//! and CSRF rule (`crate::ui::uploads`): each handler here is a thin
+//! extractor over a `*_at`/`*_of` function that takes the verified caller
+//! and, for creation, the base path its `Location` points under.
 
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder, web};
-use asset_catalog_proto::ErrorCode;
+use asset_catalog_proto::{ErrorCode, Sha256Hex};
 use base64::Engine as _;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
@@ -27,6 +32,8 @@ use crate::error::ApiError;
 use crate::service::{Caller, Created, RawMeta, UploadMeta};
 
 pub const TUS_VERSION: &str = "1.0.0";
+/// Where the API serves tus (the web UI serves the same under `crate::ui`).
+pub const API_BASE: &str = "/v1/uploads";
 const EXTENSIONS: &str = "creation,termination,expiration";
 const OFFSET_TYPE: &str = "application/offset+octet-stream";
 /// Prefix of the `Location` of content that was already stored.
@@ -111,28 +118,14 @@ fn metadata(headers: &HeaderMap) -> Result<Vec<(String, String)>, ApiError> {
         .collect()
 }
 
-/// `POST /v1/uploads`: create a session (or answer that the content is stored).
-pub(super) async fn create(
-    state: web::Data<AppState>,
-    caller: web::ReqData<Caller>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    check_version(&req)?;
-    let headers = req.headers();
-    if headers.contains_key("Upload-Defer-Length") {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            "Upload-Defer-Length is not supported: send Upload-Length",
-        ));
-    }
-    let length = header_u64(headers, "Upload-Length")?
-        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "Upload-Length is required"))?;
+/// The content's hash and description from `Upload-Metadata`.
+fn declared(req: &HttpRequest) -> Result<(Sha256Hex, UploadMeta), ApiError> {
     let mut raw = RawMeta {
-        client: client(&req)?,
+        client: client(req)?,
         ..RawMeta::default()
     };
     let mut sha = None;
-    for (key, value) in metadata(headers)? {
+    for (key, value) in metadata(req.headers())? {
         match key.as_str() {
             "sha256" => sha = Some(parse_hash(&value)?),
             "name" | "filename" => raw.name = Some(value),
@@ -149,18 +142,48 @@ pub(super) async fn create(
         )
     })?;
     let meta = UploadMeta::parse(raw, &sha)?;
+    Ok((sha, meta))
+}
+
+/// `POST /v1/uploads`: create a session (or answer that the content is stored).
+pub(super) async fn create(
+    state: web::Data<AppState>,
+    caller: web::ReqData<Caller>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    create_at(&state, &caller, &req, API_BASE).await
+}
+
+/// `POST {base}`: create a session whose `Location` is under `base`.
+pub(crate) async fn create_at(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    base: &str,
+) -> Result<HttpResponse, ApiError> {
+    check_version(req)?;
+    let headers = req.headers();
+    if headers.contains_key("Upload-Defer-Length") {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "Upload-Defer-Length is not supported: send Upload-Length",
+        ));
+    }
+    let length = header_u64(headers, "Upload-Length")?
+        .ok_or_else(|| ApiError::new(ErrorCode::BadRequest, "Upload-Length is required"))?;
+    let (sha, meta) = declared(req)?;
     let lifetime = state.limits.resumable.expire_after;
     match state
         .catalog
-        .create_upload(&caller, sha.clone(), meta, length, lifetime)
+        .create_upload(caller, sha.clone(), meta, length, lifetime)
         .await?
     {
         Created::Session { id, expires: at } => Ok(tus(&mut HttpResponse::Created())
-            .insert_header((header::LOCATION, format!("/v1/uploads/{id}")))
+            .insert_header((header::LOCATION, format!("{base}/{id}")))
             .insert_header(("Upload-Expires", expires(at)))
             .finish()),
         Created::Present(outcome) => Ok(tus(&mut HttpResponse::Created())
-            .insert_header((header::LOCATION, format!("/v1/uploads/{PRESENT}{sha}")))
+            .insert_header((header::LOCATION, format!("{base}/{PRESENT}{sha}")))
             .insert_header(("Upload-Offset", length.to_string()))
             .insert_header(("Asset-Catalog-Present", "true"))
             .json(outcome)),
@@ -174,15 +197,25 @@ pub(super) async fn head(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    check_version(&req)?;
-    if let Some(sha) = path.strip_prefix(PRESENT) {
+    head_of(&state, &caller, &req, &path).await
+}
+
+/// `HEAD {base}/{id}`.
+pub(crate) async fn head_of(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    check_version(req)?;
+    if let Some(sha) = id.strip_prefix(PRESENT) {
         let asset = state.catalog.asset(&parse_hash(sha)?).await?;
         return Ok(tus(&mut HttpResponse::Ok())
             .insert_header(("Upload-Offset", asset.size.to_string()))
             .insert_header(("Upload-Length", asset.size.to_string()))
             .finish());
     }
-    let progress = state.catalog.upload_progress(&caller, &path).await?;
+    let progress = state.catalog.upload_progress(caller, id).await?;
     Ok(tus(&mut HttpResponse::Ok())
         .insert_header(("Upload-Offset", progress.offset.to_string()))
         .insert_header(("Upload-Length", progress.length.to_string()))
@@ -198,7 +231,18 @@ pub(super) async fn patch(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_version(&req)?;
+    patch_of(&state, &caller, &req, &path, payload).await
+}
+
+/// `PATCH {base}/{id}`.
+pub(crate) async fn patch_of(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    id: &str,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    check_version(req)?;
     let headers = req.headers();
     if headers
         .get(header::CONTENT_TYPE)
@@ -216,7 +260,7 @@ pub(super) async fn patch(
     let body = paced(payload, state.limits.pace);
     let appended = state
         .catalog
-        .append_upload(&caller, &path, offset, declared, body)
+        .append_upload(caller, id, offset, declared, body)
         .await?;
     let mut response = HttpResponse::NoContent();
     tus(&mut response).insert_header(("Upload-Offset", appended.offset.to_string()));
@@ -233,8 +277,18 @@ pub(super) async fn delete(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    check_version(&req)?;
-    state.catalog.terminate_upload(&caller, &path).await?;
+    delete_of(&state, &caller, &req, &path).await
+}
+
+/// `DELETE {base}/{id}`.
+pub(crate) async fn delete_of(
+    state: &AppState,
+    caller: &Caller,
+    req: &HttpRequest,
+    id: &str,
+) -> Result<HttpResponse, ApiError> {
+    check_version(req)?;
+    state.catalog.terminate_upload(caller, id).await?;
     Ok(tus(&mut HttpResponse::NoContent()).finish())
 }
 

@@ -67,6 +67,8 @@ struct BrowsePage {
     filtered: bool,
     error: String,
     notice: String,
+    /// Dropped files larger than this go through tus (`[ui] resumable_above_bytes`).
+    resumable_above: u64,
 }
 
 pub(super) async fn page(
@@ -99,6 +101,7 @@ pub(super) async fn page(
             .unwrap_or_default(),
         filtered: query.filtered(),
         notice: query.notice(),
+        resumable_above: state.limits.ui.resumable_above,
         query,
         error,
     };

@@ -7,6 +7,7 @@ use std::fmt;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
+use asset_catalog_proto::ErrorCode;
 
 use super::view::Chrome;
 use crate::error::ApiError;
@@ -50,6 +51,27 @@ impl fmt::Display for UiError {
 impl From<ApiError> for UiError {
     fn from(e: ApiError) -> Self {
         Self::page(e.status_code(), e.message())
+    }
+}
+
+/// For the UI's script-facing routes (`uploads`), which answer JSON: no
+/// session is a 401 (a script must not follow a redirect to the sign-in
+/// form), a refusal a 403.
+impl From<UiError> for ApiError {
+    fn from(e: UiError) -> Self {
+        let code = match &e {
+            UiError::SignIn { .. } => ErrorCode::Unauthorized,
+            UiError::Page { status, .. } if *status == StatusCode::FORBIDDEN => {
+                ErrorCode::Forbidden
+            }
+            UiError::Page { status, .. } if status.is_server_error() => ErrorCode::Internal,
+            UiError::Page { .. } => ErrorCode::BadRequest,
+        };
+        let message = match e {
+            UiError::SignIn { .. } => "sign in first: this needs the web UI's session".into(),
+            UiError::Page { message, .. } => message,
+        };
+        ApiError::new(code, message)
     }
 }
 

@@ -1,12 +1,15 @@
 //! The web UI: server-rendered HTML pages at `/` and under `/ui/`, built
 //! from askama templates (`server/templates/`, compiled into the binary and
 //! escaped by default) and a little progressive JavaScript
-//! (`server/static/app.js`: drag-and-drop upload, copy buttons). Every page
-//! works without the script; nothing is fetched from anywhere else.
+//! (`server/static/app.js`: drag-and-drop upload, copy buttons; for large
+//! files it loads the vendored `tus-js-client` and `@noble/hashes` from
+//! `server/static/vendor/` on demand). Every page works without the script;
+//! nothing is fetched from anywhere else.
 //!
 //! One file per page: [`browse`] (the grid and list with search and filters),
 //! [`asset`] (preview, details, sightings, download, delete), [`overview`],
-//! [`upload`], [`session`] (sign-in, sign-out, sign-in links, CSRF), with the
+//! [`upload`] (a file in one form post) and [`uploads`] (large files over
+//! tus, resumable), [`session`] (sign-in, sign-out, sign-in links, CSRF), with the
 //! shared page frame and formatting in [`view`], the HTML error pages in
 //! [`error`] and the embedded static files in [`static_files`].
 //!
@@ -24,6 +27,7 @@ mod overview;
 mod session;
 mod static_files;
 mod upload;
+mod uploads;
 mod view;
 
 use actix_web::http::StatusCode;
@@ -52,6 +56,8 @@ pub struct UiSettings {
     pub link_lifetime: std::time::Duration,
     /// Mark the session cookie `Secure` (the server speaks TLS).
     pub secure_cookie: bool,
+    /// Dropped files larger than this go through tus (`/ui/uploads`).
+    pub resumable_above: u64,
 }
 
 impl UiSettings {
@@ -61,6 +67,7 @@ impl UiSettings {
             session_lifetime: config.ui.session_lifetime(),
             link_lifetime: config.ui.link_lifetime(),
             secure_cookie: config.tls_enabled(),
+            resumable_above: config.ui.resumable_above_bytes,
         }
     }
 }
@@ -73,9 +80,11 @@ const SIGN_IN: &str = "/ui/sign-in";
 const LINK: &str = "/ui/sign-in/link";
 const SIGN_OUT: &str = "/ui/sign-out";
 const STATIC: &str = "/ui/static/{file}";
+const TUS: &str = uploads::BASE;
+const TUS_SESSION: &str = "/ui/uploads/{id}";
 
 /// Every route pattern of the UI (the `route` label of request metrics).
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 11] = [
     BROWSE,
     ASSET,
     DELETE,
@@ -85,6 +94,8 @@ pub const ROUTES: [&str; 9] = [
     LINK,
     SIGN_OUT,
     STATIC,
+    TUS,
+    TUS_SESSION,
 ];
 
 /// The UI's routes (registered only when `[ui] enabled`).
@@ -99,7 +110,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(LINK, web::get().to(session::link_form))
         .route(LINK, web::post().to(session::redeem_link))
         .route(SIGN_OUT, web::post().to(session::sign_out))
-        .route(STATIC, web::get().to(static_files::get));
+        .route(STATIC, web::get().to(static_files::get))
+        .route(TUS, web::post().to(uploads::create))
+        .route(TUS_SESSION, web::head().to(uploads::head))
+        .route(TUS_SESSION, web::patch().to(uploads::patch))
+        .route(TUS_SESSION, web::delete().to(uploads::delete));
 }
 
 /// An HTML page with the UI's security headers; never cached (it carries

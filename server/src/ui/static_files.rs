@@ -1,4 +1,5 @@
-//! `GET /ui/static/{file}`: the stylesheet, the script and the icons,
+//! `GET /ui/static/{file}`: the stylesheet, the script, the icons and the
+//! vendored libraries the script loads for large uploads (`static/vendor/`),
 //! compiled into the binary (no CDN, no external font; works offline and
 //! from the `.deb`). Pages link them as `…?v=<version>`, a hash of all of
 //! them, so a versioned URL is cached for a year and a new build is fetched
@@ -14,7 +15,7 @@ use super::UiError;
 use crate::http::content::not_modified;
 
 /// Name, content type and bytes of each file.
-const FILES: [(&str, &str, &[u8]); 8] = [
+const FILES: [(&str, &str, &[u8]); 12] = [
     (
         "app.css",
         "text/css; charset=utf-8",
@@ -54,6 +55,29 @@ const FILES: [(&str, &str, &[u8]); 8] = [
         "icon-other.svg",
         "image/svg+xml",
         include_bytes!("../../static/icon-other.svg"),
+    ),
+    // Third-party code, unmodified from npm (docs/DESIGN.md says which
+    // versions and why), with its licence; the script loads it only when a
+    // large file is dropped.
+    (
+        "tus.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/vendor/tus.min.js"),
+    ),
+    (
+        "tus-js-client.LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../static/vendor/tus-js-client.LICENSE"),
+    ),
+    (
+        "noble-sha256.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../static/vendor/noble-sha256.min.js"),
+    ),
+    (
+        "noble-hashes.LICENSE",
+        "text/plain; charset=utf-8",
+        include_bytes!("../../static/vendor/noble-hashes.LICENSE"),
     ),
 ];
 

@@ -29,7 +29,9 @@ mod token_cli;
 mod tus;
 mod tus_sessions;
 mod ui_browser;
+mod ui_browser_tus;
 mod ui_session;
+mod ui_tus;
 
 /// Instantiate every suite function for one backend.
 macro_rules! suite {

@@ -68,7 +68,7 @@ fn hostile(beacon: &Beacon) -> (String, String) {
 /// A file name that is markup: shown as text, it changes nothing.
 const HOSTILE_NAME: &str = "<img src=x onerror=document.title='pwned'>.txt";
 
-async fn js(b: &Browser, script: &str) -> Value {
+pub(crate) async fn js(b: &Browser, script: &str) -> Value {
     b.client()
         .execute(script, vec![])
         .await
@@ -77,7 +77,7 @@ async fn js(b: &Browser, script: &str) -> Value {
 
 /// Poll `script` (returning true when done) for up to 30 s; a page being
 /// replaced counts as not yet.
-async fn wait_js(b: &Browser, script: &str, what: &str) {
+pub(crate) async fn wait_js(b: &Browser, script: &str, what: &str) {
     for _ in 0..300 {
         if let Ok(Value::Bool(true)) = b.client().execute(script, vec![]).await {
             return;
@@ -89,7 +89,7 @@ async fn wait_js(b: &Browser, script: &str, what: &str) {
     panic!("waited 30 s for {what}");
 }
 
-async fn goto(b: &Browser, s: &TestServer, path: &str) {
+pub(crate) async fn goto(b: &Browser, s: &TestServer, path: &str) {
     b.client().goto(&s.url(path)).await.expect("navigate");
 }
 
@@ -113,7 +113,7 @@ async fn assert_no_sideways_scroll(b: &Browser) {
     assert_eq!(fits, json!(true), "the page scrolls sideways");
 }
 
-async fn wait_for(b: &Browser, css: &str, what: &str) {
+pub(crate) async fn wait_for(b: &Browser, css: &str, what: &str) {
     b.client()
         .wait()
         .for_element(Locator::Css(css))
@@ -139,12 +139,22 @@ async fn path_of(b: &Browser) -> String {
     }
 }
 
-async fn names_shown(b: &Browser) -> Vec<String> {
+/// Type `token` into the sign-in form shown and send it.
+pub(crate) async fn submit_token(b: &Browser, token: &str) {
+    find(b, "#token")
+        .await
+        .send_keys(token)
+        .await
+        .expect("type");
+    click(b, "main form button[type=submit]").await;
+}
+
+pub(crate) async fn names_shown(b: &Browser) -> Vec<String> {
     let v = js(b, "return [...document.querySelectorAll('.grid .name, table.list td:first-child a')].map(e => e.textContent)").await;
     serde_json::from_value(v).expect("names")
 }
 
-async fn no_console_errors(b: &Browser, page: &str) {
+pub(crate) async fn no_console_errors(b: &Browser, page: &str) {
     let errors = b.console_errors().await;
     assert!(
         errors.is_empty(),
@@ -152,7 +162,7 @@ async fn no_console_errors(b: &Browser, page: &str) {
     );
 }
 
-async fn shot(b: &Browser, name: &str) {
+pub(crate) async fn shot(b: &Browser, name: &str) {
     let path = b.screenshot(name).await;
     eprintln!("screenshot: {}", path.display());
 }
@@ -200,12 +210,7 @@ async fn a_user_walks_through_the_web_ui_in_chromium() {
     goto(&b, &s, "/").await;
     assert_eq!(path_of(&b).await, "/ui/sign-in?next=%2F");
     shot(&b, "ui-01-sign-in").await;
-    find(&b, "#token")
-        .await
-        .send_keys(&s.token)
-        .await
-        .expect("type");
-    click(&b, "main form button[type=submit]").await;
+    submit_token(&b, &s.token).await;
     wait_for(&b, ".grid", "the grid after sign-in").await;
     assert_eq!(path_of(&b).await, "/");
 

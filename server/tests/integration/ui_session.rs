@@ -18,11 +18,11 @@ use time::OffsetDateTime;
 use crate::support::{Kind, TestServer};
 
 /// A client that sends no token and follows no redirect.
-fn browser() -> awc::Client {
+pub(crate) fn browser() -> awc::Client {
     awc::Client::builder().disable_redirects().finish()
 }
 
-async fn token(s: &TestServer, scopes: &[Scope]) -> (String, String) {
+pub(crate) async fn token(s: &TestServer, scopes: &[Scope]) -> (String, String) {
     let t = token_admin::create(
         s.config(),
         "ui",
@@ -35,7 +35,11 @@ async fn token(s: &TestServer, scopes: &[Scope]) -> (String, String) {
 }
 
 /// Sign in with `token`; returns the status, the `Set-Cookie` line and the body.
-async fn sign_in(s: &TestServer, token: &str, origin: Option<&str>) -> (u16, String, String) {
+pub(crate) async fn sign_in(
+    s: &TestServer,
+    token: &str,
+    origin: Option<&str>,
+) -> (u16, String, String) {
     let mut req = browser().post(s.url("/ui/sign-in"));
     if let Some(origin) = origin {
         req = req.insert_header(("Origin", origin));
@@ -54,11 +58,11 @@ async fn sign_in(s: &TestServer, token: &str, origin: Option<&str>) -> (u16, Str
 }
 
 /// `acat_session=…` from a `Set-Cookie` line.
-fn pair(set_cookie: &str) -> String {
+pub(crate) fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().expect("pair").to_owned()
 }
 
-async fn get(
+pub(crate) async fn get(
     s: &TestServer,
     path: &str,
     cookie: &str,
@@ -75,7 +79,7 @@ async fn get(
 }
 
 /// The CSRF token the page's forms carry.
-fn csrf_of(page: &str) -> String {
+pub(crate) fn csrf_of(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     page[at..at + 32].to_owned()
 }
