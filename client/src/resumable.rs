@@ -86,7 +86,7 @@ impl ApiClient {
         let res = self
             .tus(Method::POST, UPLOADS)
             .insert_header(("Upload-Length", length.to_string()))
-            .insert_header(("Upload-Metadata", metadata(sha, meta, self.client_id())))
+            .insert_header(("Upload-Metadata", metadata(sha, meta, &self.client_id)))
             .send()
             .await
             .map_err(map_send_error)?;
@@ -103,7 +103,7 @@ impl ApiClient {
                 .map_err(|e| TransferError::Protocol(format!("upload session answer: {e}")));
         }
         location
-            .and_then(|l| session_path(&l, self.base()))
+            .and_then(|l| session_path(&l, &self.base))
             .map(Created::Session)
             .ok_or_else(|| {
                 TransferError::Protocol("a new upload session without a usable Location".into())

@@ -46,8 +46,10 @@ pub struct FileMeta {
 #[derive(Clone)]
 pub struct ApiClient {
     http: awc::Client,
-    base: String,
-    client_id: String,
+    /// The server's base URL, without a trailing `/`.
+    pub(crate) base: String,
+    /// The client id this watcher names itself by.
+    pub(crate) client_id: String,
     token: Option<String>,
     request_timeout: Duration,
     bytes_sent: Arc<AtomicU64>,
@@ -159,16 +161,6 @@ impl ApiClient {
             req = req.bearer_auth(token);
         }
         req
-    }
-
-    /// The server's base URL, without a trailing `/`.
-    pub(crate) fn base(&self) -> &str {
-        &self.base
-    }
-
-    /// The client id this watcher names itself by.
-    pub(crate) fn client_id(&self) -> &str {
-        &self.client_id
     }
 
     /// `GET /healthz`.

@@ -3,7 +3,8 @@
 //! sighting (no bytes) or stream the bytes; identical content queued twice
 //! is sent once and the second path becomes a sighting. A file that changes
 //! underneath is hashed again, up to a limit. Large files go up as resumable
-//! uploads (`resume.rs`). Requests the server holds back
+//! uploads (`resume.rs`); a failed try that moved such an upload forward
+//! is retried as after a first failure. Requests the server holds back
 //! (rate limit, quota: `hold.rs`) are not sent; such files wait in the queue.
 
 use std::cell::RefCell;
@@ -16,6 +17,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::hold::Holds;
 use super::outage::Outage;
+use super::resume::{Mark, advanced, attempts_after};
 use super::{Counters, PipelineSettings};
 use crate::config::Root;
 use crate::error::{Disposition, TransferError};
@@ -73,6 +75,7 @@ enum Outcome {
 impl Worker {
     /// Run `job`; its end is recorded by the pipeline (see [`JobDone`]).
     pub async fn process(self: Rc<Self>, mut job: Job) -> JobDone {
+        let before = self.session_mark(&job);
         let result = self.transfer(&mut job).await;
         let (update, error) = match result {
             Ok(Outcome::Done) => (JobUpdate::Synced, None),
@@ -85,14 +88,21 @@ impl Worker {
                 };
             }
             Ok(Outcome::NoRoot) => (JobUpdate::Drop, None),
-            Err(e) => (self.update_for(&job, &e), Some(e)),
+            Err(e) => {
+                let reached = advanced(before.as_ref(), self.session_mark(&job).as_ref());
+                let attempts = attempts_after(job.attempts, reached);
+                let update = self.update_for(&e, attempts);
+                if let Some(offset) = reached {
+                    self.note_progress(&job, &e, offset, &update);
+                }
+                self.note_failure(&job, &e, &update, attempts);
+                (update, Some(e))
+            }
         };
         let held = error
             .as_ref()
             .is_some_and(|e| matches!(e.disposition(), Disposition::Hold(_)));
-        if let Some(e) = &error {
-            self.note_failure(&job, e, &update);
-        } else if update == JobUpdate::Synced {
+        if error.is_none() && update == JobUpdate::Synced {
             self.outage.succeeded(&self.state);
             tracing::debug!(file.path = %shown::path(&job.path), "synced");
         }
@@ -104,10 +114,34 @@ impl Worker {
         }
     }
 
-    /// Log a job's error: per file, or, when the trouble is the server's,
-    /// once for all files (outage, holds).
-    fn note_failure(&self, job: &Job, e: &TransferError, update: &JobUpdate) {
-        let attempts = job.attempts + 1;
+    /// The session of `job`'s file if it goes up resumably (see [`advanced`]).
+    fn session_mark(&self, job: &Job) -> Option<Mark> {
+        (job.stat.size >= self.resumable_from)
+            .then(|| self.mark(job.id))
+            .flatten()
+    }
+
+    /// Log that this try took the upload to `offset` before it failed
+    /// with `e`, and when the next try comes (a hold is logged as a hold).
+    fn note_progress(&self, job: &Job, e: &TransferError, offset: u64, update: &JobUpdate) {
+        let JobUpdate::Retry { next_try_ms, .. } = update else {
+            return;
+        };
+        if matches!(e.disposition(), Disposition::Hold(_)) {
+            return;
+        }
+        let (path, len) = (shown::path(&job.path), job.stat.size);
+        let retry_in_ms = (next_try_ms - now_ms()).max(0);
+        tracing::info!(file.path = %path, upload.offset = offset, upload.length = len,
+            retry_in_ms, error = %e,
+            "{path}: the upload got to {offset} of {len} bytes before this try ended ({e}); \
+             trying again in {retry_in_ms} ms, as after a first failure");
+    }
+
+    /// Log a job's error (after `attempts` tries in a row without
+    /// progress): per file, or, when the trouble is the server's, once for
+    /// all files (outage, holds).
+    fn note_failure(&self, job: &Job, e: &TransferError, update: &JobUpdate, attempts: u32) {
         let path = shown::path(&job.path);
         match e.disposition() {
             Disposition::Hold(hold) => {
@@ -133,18 +167,21 @@ impl Worker {
         }
     }
 
-    fn update_for(&self, job: &Job, e: &TransferError) -> JobUpdate {
+    /// How a job that failed with `e` ends, after `attempts` tries in a row
+    /// without progress (the backoff grows with them).
+    fn update_for(&self, e: &TransferError, attempts: u32) -> JobUpdate {
         let retry_in = |delay: std::time::Duration| JobUpdate::Retry {
             error: e.to_string(),
             next_try_ms: now_ms()
                 .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+            attempts,
         };
         let jitter = rand::random::<f64>();
         match e.disposition() {
             Disposition::Retry | Disposition::NotOnServer | Disposition::Rehash => {
-                retry_in(self.settings.backoff.delay(job.attempts + 1, jitter))
+                retry_in(self.settings.backoff.delay(attempts, jitter))
             }
-            Disposition::Hold(hold) => retry_in(hold.retry_delay(job.attempts + 1, jitter)),
+            Disposition::Hold(hold) => retry_in(hold.retry_delay(attempts, jitter)),
             Disposition::Permanent => JobUpdate::Failed {
                 error: e.to_string(),
             },

@@ -304,7 +304,9 @@ impl Scheduler {
             JobUpdate::Failed { .. } => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
             }
-            JobUpdate::Retry { error, next_try_ms } => {
+            JobUpdate::Retry {
+                error, next_try_ms, ..
+            } => {
                 counters.retried.fetch_add(1, Ordering::Relaxed);
                 self.last_error = Some(error.clone());
                 let Mode::Drain { retries } = mode else {

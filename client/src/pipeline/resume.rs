@@ -7,6 +7,8 @@
 //! longer knows is forgotten and begun again; a hash the server refuses
 //! (422: the bytes changed without the stat showing it) forgets the session
 //! and hashes again. The row goes when the upload finishes or ends.
+//! A try that moved the session's committed offset forward made progress
+//! ([`advanced`]): its retry waits as after a first failure.
 
 use asset_catalog_proto::{ErrorCode, Sha256Hex};
 
@@ -38,6 +40,35 @@ pub(super) fn unsupported(e: &TransferError) -> bool {
         if matches!(code, None | Some(ErrorCode::RouteNotFound | ErrorCode::MethodNotAllowed)))
 }
 
+/// Where a file's session stands: its address and committed offset, as
+/// the state database has them before and after a try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Mark {
+    url: String,
+    committed: u64,
+}
+
+/// The committed offset a try moved the session to from `before`, if it
+/// moved it forward: the same session further on, or a new one with bytes
+/// committed. `None` when the try got nowhere (or the session is gone).
+pub(super) fn advanced(before: Option<&Mark>, after: Option<&Mark>) -> Option<u64> {
+    let after = after?;
+    let from = before
+        .filter(|b| b.url == after.url)
+        .map_or(0, |b| b.committed);
+    (after.committed > from).then_some(after.committed)
+}
+
+/// The tries in a row without progress after a failed try (the backoff's
+/// exponent): one more than before, or 1 for a try that took the upload
+/// to offset `reached`, which waits as after a first failure.
+pub(super) fn attempts_after(attempts: u32, reached: Option<u64>) -> u32 {
+    match reached {
+        Some(_) => 1,
+        None => attempts.saturating_add(1),
+    }
+}
+
 /// Where a try stands before it sends bytes.
 enum Begun {
     Session(SavedSession),
@@ -46,6 +77,16 @@ enum Begun {
 }
 
 impl Worker {
+    /// Where the session of file `file_id` stands, if it has one (one that
+    /// cannot be read counts as none: the try is then not seen to advance).
+    pub(super) fn mark(&self, file_id: i64) -> Option<Mark> {
+        let saved = self.state.session(file_id).ok().flatten()?;
+        Some(Mark {
+            url: saved.url,
+            committed: saved.committed,
+        })
+    }
+
     /// Send the bytes of `job`'s file (hashed as `sha` with `stat`) through
     /// a resumable session; true when the server stored new content.
     pub(super) async fn put_resumable(
@@ -197,5 +238,50 @@ impl Worker {
             self.api.sighting(sha, meta).await?;
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(url: &str, committed: u64) -> Mark {
+        Mark {
+            url: url.into(),
+            committed,
+        }
+    }
+
+    #[test]
+    fn a_try_advances_when_the_committed_offset_grows() {
+        let (a, b) = ("/v1/uploads/a", "/v1/uploads/b");
+        assert_eq!(advanced(Some(&at(a, 5)), Some(&at(a, 15))), Some(15));
+        assert_eq!(advanced(None, Some(&at(a, 10))), Some(10), "a new session");
+        assert_eq!(
+            advanced(Some(&at(a, 50)), Some(&at(b, 10))),
+            Some(10),
+            "begun again"
+        );
+        assert_eq!(advanced(Some(&at(a, 10)), Some(&at(a, 10))), None, "stuck");
+        assert_eq!(advanced(None, Some(&at(a, 0))), None, "begun, no byte kept");
+        assert_eq!(advanced(Some(&at(a, 10)), None), None, "forgotten");
+        assert_eq!(advanced(None, None), None, "no session");
+    }
+
+    #[test]
+    fn a_try_that_advanced_waits_as_after_a_first_failure() {
+        let b = crate::queue::Backoff::default();
+        let mut attempts = 0;
+        for _ in 0..6 {
+            attempts = attempts_after(attempts, None);
+        }
+        assert_eq!(b.delay(attempts, 1.0), Duration::from_secs(32), "grown");
+        let reached = advanced(Some(&at("/u", 10)), Some(&at("/u", 20)));
+        let reset = attempts_after(attempts, reached);
+        assert_eq!((reset, b.delay(reset, 1.0)), (1, b.delay(1, 1.0)));
+        let stuck = advanced(Some(&at("/u", 20)), Some(&at("/u", 20)));
+        assert_eq!(attempts_after(reset, stuck), 2, "and grows again");
     }
 }

@@ -29,8 +29,13 @@ pub struct Job {
 pub enum JobUpdate {
     /// The server has the content and this path.
     Synced,
-    /// Transient error: try again at `next_try_ms`.
-    Retry { error: String, next_try_ms: i64 },
+    /// Transient error: try again at `next_try_ms`; `attempts` is the
+    /// number of tries in a row that got nowhere (the backoff's exponent).
+    Retry {
+        error: String,
+        next_try_ms: i64,
+        attempts: u32,
+    },
     /// Permanent error: leave it until the file changes.
     Failed { error: String },
     /// The bytes were not what we hashed: hash again now.
@@ -211,12 +216,16 @@ impl State {
                 )?
                 .execute(params![counters::LAST_SYNC_MS, now])?;
             }
-            JobUpdate::Retry { error, next_try_ms } => {
+            JobUpdate::Retry {
+                error,
+                next_try_ms,
+                attempts,
+            } => {
                 c.prepare_cached(
-                    "UPDATE queue SET attempts = attempts + 1, last_error = ?1, next_try_ms = ?2
-                     WHERE file_id = ?3",
+                    "UPDATE queue SET attempts = ?1, last_error = ?2, next_try_ms = ?3
+                     WHERE file_id = ?4",
                 )?
-                .execute(params![error, next_try_ms, id])?;
+                .execute(params![attempts, error, next_try_ms, id])?;
             }
             JobUpdate::Failed { error } => {
                 c.execute("UPDATE files SET status = 'failed' WHERE id = ?1", [id])?;
@@ -354,6 +363,7 @@ mod tests {
         let retry = JobUpdate::Retry {
             error: "refused".into(),
             next_try_ms: 100,
+            attempts: 1,
         };
         st.finish_job(&jobs[0], &retry, 11).expect("retry");
         st.finish_job(

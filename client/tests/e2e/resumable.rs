@@ -4,7 +4,9 @@
 //! (seeded, printed), re-sending at most one of the server's parts per kill
 //! (the server's count of PATCH bytes received, less the file's length); a
 //! file changed mid-session has its session terminated and the new content
-//! stored; `status` lists a partial upload with its progress. The server
+//! stored; `status` lists a partial upload with its progress; a try cut
+//! after it moved the upload forward is retried as after a first failure,
+//! however many cuts came before. The server
 //! cuts bodies into 5 MiB parts here so that CI sizes cross many of them.
 //!
 //! CI sizes by default, soak sizes under `ASSET_CATALOG_SOAK=1`;
@@ -330,4 +332,65 @@ fn resumable_upload_status_shows_a_partial_upload_with_its_progress() {
     wait_stored(&server, &home, std::slice::from_ref(&want), T);
     assert_eq!(run.stop().code(), Some(0));
     assert_eq!(home.status()["partial"].as_array().map(Vec::len), Some(0));
+}
+
+/// A field's value in a log line (`name=value`).
+fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+}
+
+#[test]
+fn resumable_upload_retries_a_cut_that_moved_it_forward_as_a_first_failure() {
+    let mut server = Store::Files.server();
+    let home = home_for(&server);
+    let len = 96 * MIB;
+    let want = big_file(&home, "big/flaky.bin", "flaky", len);
+    let run = home.start();
+    // Each server life receives 3 parts, so commits at least the first
+    // (a kill loses at most the part being stored and the start of the
+    // next): every cut moves the upload forward. The try cut by the first
+    // kill began the session and cannot see that (the server is gone when
+    // it asks); each later cut try found the session further on than the
+    // try before it had left it.
+    let kills = 4;
+    let mut before = 0;
+    for kill in 1..=kills {
+        assert!(
+            reach(&server, 0, 3 * PART),
+            "stored before kill {kill}: make the file larger"
+        );
+        before += server.metric(RECEIVED);
+        server.kill9();
+        server.spawn();
+    }
+    wait_stored(&server, &home, std::slice::from_ref(&want), T);
+    let log = run.log();
+    assert_eq!(run.stop().code(), Some(0));
+    let first_failure = asset_watcher::queue::Backoff::default().delay(1, 1.0);
+    let cuts: Vec<(u64, u64)> = log
+        .lines()
+        .filter(|l| l.contains("as after a first failure"))
+        .map(|l| {
+            let num = |name| field(l, name).and_then(|v| v.parse().ok());
+            num("upload.offset")
+                .zip(num("retry_in_ms"))
+                .unwrap_or_else(|| panic!("no offset and delay in {l}"))
+        })
+        .collect();
+    eprintln!("{kills} server kills; tries cut after progress (offset, retry in ms): {cuts:?}");
+    assert!(cuts.len() as u64 >= kills - 1, "{cuts:?}\n{log}");
+    for (i, (offset, retry_in_ms)) in cuts.iter().enumerate() {
+        assert!(*offset > 0 && *offset < len, "{cuts:?}");
+        assert!(
+            i == 0 || *offset > cuts[i - 1].0,
+            "each counted cut is further on: {cuts:?}"
+        );
+        assert!(
+            u128::from(*retry_in_ms) <= first_failure.as_millis(),
+            "retried as after a first failure ({first_failure:?}): {cuts:?}"
+        );
+    }
+    let received = before + server.metric(RECEIVED);
+    assert_resumed(&server, &home, &want, len, kills, received, PART + MIB);
 }
