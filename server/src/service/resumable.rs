@@ -207,11 +207,7 @@ impl Catalog {
                     session.row.length, session.offset
                 )));
             }
-            tail.extend_from_slice(&chunk);
-            while tail.len() >= session.part_size {
-                let part = tail.split_to(session.part_size).freeze();
-                session.commit(part).await?;
-            }
+            session.take(chunk, &mut tail).await?;
         }
         if session.offset + tail.len() as u64 == session.row.length {
             let done = session.finish(caller, tail.freeze()).await?;
@@ -273,7 +269,9 @@ impl Catalog {
 struct Session<'a> {
     catalog: &'a Catalog,
     row: UploadRow,
+    /// The hash of every byte taken: the committed ones and the tail's.
     hasher: Sha256,
+    /// The committed offset.
     offset: u64,
     part_size: usize,
 }
@@ -302,7 +300,25 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Store one part and commit it with the hash state after it, holding
+    /// Hash and keep `chunk` as it arrives (the hash runs beside the
+    /// network, not before each store), committing each part it completes;
+    /// a chunk is split at a part boundary, so the hash state saved with a
+    /// part is the state after exactly its last byte.
+    async fn take(&mut self, mut chunk: Bytes, tail: &mut BytesMut) -> Result<(), ServiceError> {
+        while !chunk.is_empty() {
+            let room = self.part_size - tail.len();
+            let piece = chunk.split_to(room.min(chunk.len()));
+            self.hasher.update(&piece);
+            tail.extend_from_slice(&piece);
+            if tail.len() == self.part_size {
+                self.commit(tail.split().freeze()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Store one part (already hashed by [`Self::take`]) and commit it with
+    /// the hash state after it, holding
     /// the content's lock (lease) for just that: a PATCH whose sender is
     /// slow, or whose server was killed, blocks nobody for longer than one
     /// part takes to store.
@@ -329,7 +345,6 @@ impl<'a> Session<'a> {
         }
         let number = u32::try_from(self.row.parts.len() + 1).unwrap_or(u32::MAX);
         let len = part.len() as u64;
-        self.hasher.update(&part);
         let stored = self
             .catalog
             .inner
@@ -366,9 +381,8 @@ impl<'a> Session<'a> {
         last: Bytes,
     ) -> Result<UploadResponse, ServiceError> {
         let _held = self.catalog.lock(&self.row.sha256, Purpose::Upload).await?;
-        let mut hasher = self.hasher.clone();
-        hasher.update(&last);
-        let actual = Sha256Hex::from_digest(hasher.finalize().into());
+        // Every byte up to the end is hashed already (`take`).
+        let actual = Sha256Hex::from_digest(self.hasher.clone().finalize().into());
         if actual != self.row.sha256 {
             self.catalog.drop_upload(&self.row).await?;
             return Err(ServiceError::HashMismatch {
