@@ -6,7 +6,8 @@
 # and for the peers (median of 3 runs each), B7 (scale-out ingest), B8 (the
 # index at 1,000,000 assets, SQLite vs PostgreSQL, bench/index-bench) and B9
 # (background jobs; Debian's python3-pil draws its JPEGs), B11 (the web UI on
-# B8's index, in Debian's Chromium) and writes BENCHMARKS.md.
+# B8's index, in Debian's Chromium) and writes BENCHMARKS.md, with a chart of
+# each scenario's figures per unit in bench/charts/.
 #
 #   bench/run.sh                    # full run (~50 min on 2 idle cores), writes BENCHMARKS.md
 #   bench/run.sh --quick            # smoke run: small sizes, 1 run (~2 min),
@@ -27,8 +28,11 @@
 #   bench/run.sh --no-build         # use the binaries already in target/
 #   bench/run.sh --perf --only B1   # profile our daemons (perf record) -> target/bench/perf/
 #   bench/run.sh --no-build --render target/bench/results.json
-#                                   # rewrite BENCHMARKS.md from the last run's raw results
-#                                   #   (after editing bench/findings.md); measures nothing
+#                                   # rewrite BENCHMARKS.md and its charts (bench/charts/) from
+#                                   #   the last run's raw results (after editing
+#                                   #   bench/findings.md); measures nothing
+#   bench/run.sh --no-build --render target/bench/results.B10.json --merge --only B10
+#                                   # the same for one scenario's section of BENCHMARKS.md
 #   bench/run.sh --help             # every option of the harness
 #
 # Run it on an otherwise idle machine: the load average is recorded in the report.
@@ -38,6 +42,7 @@ repo=$(pwd)
 
 profile=release
 build=1
+render=0
 only=B1,B2,B3,B4,B5,B6,B7,B8,B9,B10  # the harness's default: every scenario
 pass=()
 while [ $# -gt 0 ]; do
@@ -47,8 +52,10 @@ while [ $# -gt 0 ]; do
     --profile) profile="${2:?--profile needs release or debug}"; shift 2 ;;
     --profile=*) profile="${1#--profile=}"; shift ;;
     --no-build) build=0; shift ;;
+    --render) render=1; pass+=("$1" "${2:?--render needs a results JSON}"); shift 2 ;;
+    --render=*) render=1; pass+=("$1"); shift ;;
     -h|--help)
-      sed -n '2,30p' "$0"
+      sed -n '2,/^set -euo/{/^set -euo/d;p}' "$0"
       echo
       exec python3 -B bench/harness --help ;;
     *) pass+=("$1"); shift ;;
@@ -61,6 +68,13 @@ case "$profile" in
 esac
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+target="${CARGO_TARGET_DIR:-$repo/target}"
+
+# Re-rendering measures nothing: no peers, Garage, shim or build needed.
+if [ "$render" = 1 ]; then
+  exec python3 -B bench/harness --repo "$repo" --bin-dir "$target/$profile" \
+    --profile "$profile" --command "bench/run.sh${pass[*]:+ ${pass[*]}}" "${pass[@]}"
+fi
 
 step "tools"
 for t in python3 gcc cargo git find sha256sum xargs; do
@@ -115,7 +129,6 @@ if wants 'B[1-7]|B9|B10'; then
   garage_args=(--garage "$garage")
 fi
 
-target="${CARGO_TARGET_DIR:-$repo/target}"
 mkdir -p "$target/bench"
 shim="$target/bench/nodelay.so"
 gcc -O2 -Wall -shared -fPIC -o "$shim" bench/nodelay.c -ldl

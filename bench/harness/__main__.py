@@ -22,6 +22,7 @@ import time
 import traceback
 from pathlib import Path
 
+import charts
 import product
 import report
 import scen_index
@@ -71,7 +72,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "and the watcher into target/bench/perf/; timings and RSS are then "
                     "perturbed, so such a run is for profiling, not for BENCHMARKS.md")
     ap.add_argument("--render", type=Path, metavar="RESULTS_JSON",
-                    help="measure nothing: write the report again from the raw results of an "
+                    help="measure nothing: write the report and its charts again from the raw results of an "
                     "earlier run (target/bench/results.json), e.g. after editing findings.md")
     ap.add_argument("--command", default="bench/run.sh", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -141,22 +142,30 @@ def render_again(args) -> int:
         "%Y-%m-%d %H:%M %Z", time.localtime(args.render.stat().st_mtime)))
     scenarios = []
     for d in raw["scenarios"]:
+        if d["id"] not in args.only:
+            continue
         s = Scenario(**{k: v for k, v in d.items() if k not in ("measures", "comparisons")})
         s.measures = {k: Measure(**m) for k, m in d["measures"].items()}
         s.comparisons = [Comparison(**c) for c in d["comparisons"]]
         scenarios.append(s)
+    if not scenarios:
+        log(f"{args.render} holds none of {', '.join(args.only)}")
+        return 2
     write_report(args, scenarios, raw["machine"], raw["versions"], raw["meta"])
-    log(f"wrote {args.output} from {args.render} (nothing measured)")
+    log(f"wrote {args.output} and its charts from {args.render} (nothing measured)")
     return 0
 
 
 def write_report(args, scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> None:
-    """The whole report, or with --merge only these scenarios into the existing one."""
+    """The whole report, or with --merge only these scenarios into the existing one,
+    and each scenario's charts beside it (bench/charts/ for BENCHMARKS.md)."""
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    images = charts.write(scenarios, charts.charts_dir(args.output, args.repo),
+                          args.output.parent.resolve())
     if args.merge and args.output.exists():
-        text = report.merge(args.output.read_text(), scenarios, vers, meta)
+        text = report.merge(args.output.read_text(), scenarios, vers, meta, images)
     else:
-        text = report.render(scenarios, machine, vers, meta)
+        text = report.render(scenarios, machine, vers, meta, images)
     args.output.write_text(text)
 
 

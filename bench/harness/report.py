@@ -108,11 +108,14 @@ def summary_rows(sc: Scenario) -> list[str]:
     return rows
 
 
-def scenario_section(sc: Scenario) -> list[str]:
+def scenario_section(sc: Scenario, images: list[str] = ()) -> list[str]:
     out = [f"## {sc.id} — {sc.title}", "", sc.what, ""]
     if sc.error:
         out += [f"**Did not complete:** `{sc.error}`", ""]
     out += sc.table or _generic_tables(sc)
+    # The same figures drawn (charts.py), right after the tables.
+    for line in images:
+        out += [line, ""]
     if sc.commands:
         out += ["Commands:", "", "```", *sc.commands, "```", ""]
     out += [f"- {n}" for n in dict.fromkeys(sc.notes)]
@@ -170,7 +173,10 @@ def _summary_of(sc: Scenario) -> list[str]:
     return rows
 
 
-def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> str:
+def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict,
+           images: dict[str, list[str]] | None = None) -> str:
+    """The whole report; `images` holds each scenario's chart lines (charts.write)."""
+    images = images or {}
     out = [
         "# Benchmarks",
         "",
@@ -204,7 +210,7 @@ def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict) -> 
     out += summary_table(scenarios)
     out.append("")
     for sc in scenarios:
-        out += scenario_section(sc)
+        out += scenario_section(sc, images.get(sc.id, []))
     findings = BENCH_DIR / "findings.md"
     if findings.exists():
         out += [findings.read_text().strip(), ""]
@@ -239,7 +245,8 @@ def _id_order(sid: str) -> int:
     return int(sid[1:])
 
 
-def merge(old: str, scenarios: list[Scenario], vers: dict, meta: dict) -> str:
+def merge(old: str, scenarios: list[Scenario], vers: dict, meta: dict,
+          images: dict[str, list[str]] | None = None) -> str:
     """`old` (a report this module wrote) with the sections and summary rows
     of `scenarios` replaced or added, everything else kept, and a line under
     the title saying when and how these were measured apart from the rest."""
@@ -250,7 +257,8 @@ def merge(old: str, scenarios: list[Scenario], vers: dict, meta: dict) -> str:
         blocks[-1].append(line)
     ran = {sc.id: sc for sc in scenarios}
     sections = {_scenario_id(b[0]): b for b in blocks[1:] if _scenario_id(b[0])}
-    sections.update({sid: scenario_section(sc) for sid, sc in ran.items()})
+    images = images or {}
+    sections.update({sid: scenario_section(sc, images.get(sid, [])) for sid, sc in ran.items()})
     ordered = [sections[sid] for sid in sorted(sections, key=_id_order)]
     out: list[str] = _merge_preamble(blocks[0], ran, vers, meta)
     placed = False
@@ -283,14 +291,25 @@ def _merge_summary(block: list[str], ran: dict) -> list[str]:
     return [*head, *SUMMARY_HEAD, *table, ""]
 
 
+def _note_ids(line: str) -> set[str]:
+    """{"B8", "B11"} for a `> **B8, B11** measured separately` line, else empty."""
+    m = re.match(r"> \*\*([B\d, ]+)\*\* measured separately", line)
+    return {s.strip() for s in m.group(1).split(",")} if m else set()
+
+
 def _merge_preamble(pre: list[str], ran: dict, vers: dict, meta: dict) -> list[str]:
+    """The preamble with the note on these scenarios replaced where the last
+    one about any of them stood (so re-rendering keeps the order), or added."""
     ids = ", ".join(sorted(ran, key=_id_order))
     tag = f"> **{ids}** measured separately"
     note = (f"{tag}: `{meta['command']}` on {meta['generated']} in {meta['wall']:.0f} s, "
             f"asset-catalog {vers['asset-catalog']}, 1-minute load average at its start "
             f"{meta['load_start']:.2f}; the rest of this report is the run above.")
-    kept = [line for line in pre if not any(
-        line.startswith(f"> **{sid}") and " measured separately" in line for sid in ran)]
+    old = [i for i, line in enumerate(pre) if _note_ids(line) & set(ran)]
+    if old:
+        return [note if i == old[-1] else line for i, line in enumerate(pre)
+                if i == old[-1] or i not in old]
+    kept = list(pre)
     while kept and not kept[-1].strip():
         kept.pop()
     return [*kept, "", note, ""]
