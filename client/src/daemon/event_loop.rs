@@ -18,12 +18,12 @@ use tokio::time::{Instant, Interval};
 
 use super::{Context, Core, DaemonError};
 use crate::config::Settings;
-use crate::notify::Notifier;
+use crate::debounce::{Activity, Debouncer};
+use crate::indexer::{IndexCmd, IndexEvent};
 use crate::pipeline::{Control, Counters, Mode, Pipeline, PipelineSettings};
-use crate::queue::{Activity, Debouncer};
-use crate::scan::{IndexCmd, IndexEvent};
 use crate::shown;
 use crate::state::{State, counters, now_ms};
+use crate::systemd::Notifier;
 use crate::watch::{FsEvent, Watcher, max_user_watches, watch_limit_advice};
 
 /// A file written without a close is settled after this long anyway.

@@ -4,7 +4,7 @@
 //! current-thread) runtime, with hashing and indexing on other threads.
 
 mod event_loop;
-mod once;
+mod scan;
 
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -15,13 +15,13 @@ use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::config::Settings;
+use crate::indexer::{IndexCmd, IndexEvent, Indexer};
 use crate::paths::{Paths, PathsError};
 use crate::pipeline::Control;
-use crate::scan::{IndexCmd, IndexEvent, Indexer};
 use crate::state::{State, StateError, StateLock};
 use crate::watch::WatchRegistry;
 
-pub use once::{ScanOptions, ScanOutcome};
+pub use scan::{ScanOptions, ScanOutcome};
 
 /// What the daemon and the scan need.
 #[derive(Debug, Clone)]
@@ -132,5 +132,5 @@ pub fn run_daemon(ctx: Context) -> Result<(), DaemonError> {
 
 /// Index everything once, upload, and exit.
 pub fn run_scan(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, DaemonError> {
-    actix_rt::System::new().block_on(once::run(ctx, opts))
+    actix_rt::System::new().block_on(scan::run(ctx, opts))
 }

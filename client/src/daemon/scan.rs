@@ -14,8 +14,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Context, Core, DaemonError};
+use crate::indexer::{IndexCmd, IndexEvent, WalkStats};
 use crate::pipeline::{Control, Counters, Mode, Pipeline, PipelineSettings, Summary};
-use crate::scan::{IndexCmd, IndexEvent, WalkStats};
 use crate::state::{State, StateError, now_ms};
 
 /// Retryable failures a file may have in one scan before it is left queued.
