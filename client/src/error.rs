@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use asset_catalog_proto::ErrorCode;
 
-use crate::queue::Backoff;
+use crate::backoff::Backoff;
 
 /// What the pipeline does with a job after an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use inotify::{EventMask, EventStream, Inotify, WatchDescriptor, WatchMask, Watches};
 
-use crate::queue::Activity;
+use crate::debounce::Activity;
 
 /// Events asked for on every watched directory.
 fn dir_mask() -> WatchMask {

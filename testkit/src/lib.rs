@@ -4,7 +4,9 @@
 //! UI ([`browser::Browser`]). Every API but the browser's is blocking std
 //! code, so sync and async tests can use it alike; every component binds
 //! 127.0.0.1 only, on free ports, and is stopped, its temporary directory
-//! removed, when dropped.
+//! removed, when dropped. Beside them, the small helpers the server's and
+//! the watcher's tests both use: a free port, hex and SHA-256, a signal to a
+//! child, polling until ready.
 
 pub mod browser;
 pub mod fleet;
@@ -15,8 +17,10 @@ pub mod pg;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it).
 pub fn free_port() -> u16 {
@@ -24,6 +28,21 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("bind 127.0.0.1:0 to find a free port")
         .port()
+}
+
+/// Lower-case hex SHA-256 of `bytes`: how the API names content.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex_lower(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex of raw bytes.
+pub fn hex_lower(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+/// Send `sig` to a child process (one that has exited is left alone).
+pub fn signal(child: &Child, sig: rustix::process::Signal) {
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), sig);
 }
 
 /// Poll `ready` every 50 ms until it returns true; panic naming `what` when

@@ -4,19 +4,20 @@
 //! name file, line and key); `validate` then reports every problem at once
 //! and yields the resolved [`Settings`] the rest of the program uses.
 
+mod client_id;
 mod settings;
 mod template;
+mod token;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use settings::{
-    Environment, Root, Settings, TOKEN_CREDENTIAL, default_client_id, expand_tilde, read_ca_file,
-    valid_client_id,
-};
+pub use client_id::{default_client_id, valid_client_id};
+pub use settings::{Environment, Root, Settings, expand_tilde, read_ca_file};
 pub use template::{InitError, InitOptions, render_template, write_new_config};
+pub use token::TOKEN_CREDENTIAL;
 
 /// Prefix of environment overrides: `ASSET_WATCHER__SERVER=...`.
 pub const ENV_PREFIX: &str = "ASSET_WATCHER__";

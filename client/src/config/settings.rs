@@ -2,11 +2,10 @@
 //! line each, saying what to change) and resolves the result into
 //! [`Settings`]: absolute watch roots, the token, the ignore matcher, durations.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use super::{ConfigError, FileConfig, Secret};
+use super::{ConfigError, FileConfig, Secret, default_client_id, valid_client_id};
 use crate::ignore::IgnoreSet;
 use crate::paths::Paths;
 
@@ -60,9 +59,6 @@ impl<'a> Environment<'a> {
         }
     }
 }
-
-/// Name of the systemd credential that holds the token (`LoadCredential=token:...`).
-pub const TOKEN_CREDENTIAL: &str = "asset-watcher-token";
 
 impl FileConfig {
     /// Check everything; `source_name` names the config in the error.
@@ -169,29 +165,6 @@ impl FileConfig {
             1 << 50,
             problems,
         );
-    }
-
-    fn resolve_token(&self, env: &Environment<'_>, problems: &mut Vec<String>) -> Option<Secret> {
-        let value = match (&self.token, &self.token_file) {
-            (Some(_), Some(_)) => {
-                problems.push("token and token_file are both set: keep only token_file".into());
-                return None;
-            }
-            (Some(t), None) => t.expose().to_owned(),
-            (None, Some(f)) => read_token_file(&expand_tilde(f, env.home.as_deref()), problems)?,
-            (None, None) => {
-                let cred = env.credentials_dir.as_ref()?.join(TOKEN_CREDENTIAL);
-                if !cred.exists() {
-                    return None;
-                }
-                read_token_file(&cred, problems)?
-            }
-        };
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
-            problems.push("token: must be non-empty visible ASCII without spaces".into());
-            return None;
-        }
-        Some(Secret::new(value))
     }
 
     fn check_roots(&self, env: &Environment<'_>, problems: &mut Vec<String>) -> Vec<Root> {
@@ -301,76 +274,6 @@ fn check_range(key: &str, value: u64, min: u64, max: u64, problems: &mut Vec<Str
     if !(min..=max).contains(&value) {
         problems.push(format!("{key} = {value}: use a value from {min} to {max}"));
     }
-}
-
-/// Read a token file, refusing one that others can read.
-fn read_token_file(path: &Path, problems: &mut Vec<String>) -> Option<String> {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => {
-            problems.push(format!(
-                "token_file {}: cannot read it ({e})",
-                path.display()
-            ));
-            return None;
-        }
-    };
-    if meta.mode() & 0o077 != 0 {
-        problems.push(format!(
-            "token_file {}: readable by other users; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
-        return None;
-    }
-    match std::fs::read_to_string(path) {
-        Ok(s) => Some(s.trim().to_owned()),
-        Err(e) => {
-            problems.push(format!(
-                "token_file {}: cannot read it ({e})",
-                path.display()
-            ));
-            None
-        }
-    }
-}
-
-/// `[A-Za-z0-9._-]{1,64}`, the server's rule for `x-asset-client`.
-pub fn valid_client_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
-/// `<hostname>-<user>`, with anything outside `[A-Za-z0-9._-]` replaced by `-`.
-pub fn default_client_id(user: Option<&str>) -> String {
-    let host = rustix::system::uname()
-        .nodename()
-        .to_string_lossy()
-        .into_owned();
-    let user = user
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("uid{}", rustix::process::getuid().as_raw()));
-    sanitize_client_id(&format!("{host}-{user}"))
-}
-
-fn sanitize_client_id(raw: &str) -> String {
-    let mut id: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(64)
-        .collect();
-    if id.is_empty() {
-        id.push_str("asset-watcher");
-    }
-    id
 }
 
 /// `~` and `~/x` become paths in `home`; anything else is unchanged.
@@ -501,12 +404,5 @@ mod tests {
         std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let s = cfg.validate("t", &env(&p, dir.path())).expect("private");
         assert_eq!(s.token.as_ref().map(Secret::expose), Some("s3cret"));
-    }
-
-    #[test]
-    fn client_ids_are_sanitised() {
-        assert_eq!(sanitize_client_id("my host-bob@x"), "my-host-bob-x");
-        assert!(valid_client_id(&sanitize_client_id(&"x".repeat(100))));
-        assert!(!valid_client_id(""));
     }
 }

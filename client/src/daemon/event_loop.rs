@@ -6,24 +6,22 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{Instant, Interval};
 
-use super::{Context, Core, DaemonError};
+use super::startup::Core;
+use super::{Context, DaemonError};
 use crate::config::Settings;
-use crate::notify::Notifier;
-use crate::pipeline::{Control, Counters, Mode, Pipeline, PipelineSettings};
-use crate::queue::{Activity, Debouncer};
-use crate::scan::{IndexCmd, IndexEvent};
+use crate::debounce::{Activity, Debouncer};
+use crate::indexer::{IndexCmd, IndexEvent};
+use crate::pipeline::Mode;
 use crate::shown;
-use crate::state::{State, counters, now_ms};
+use crate::state::{counters, now_ms};
+use crate::systemd::Notifier;
 use crate::watch::{FsEvent, Watcher, max_user_watches, watch_limit_advice};
 
 /// A file written without a close is settled after this long anyway.
@@ -42,21 +40,17 @@ enum Wake {
 }
 
 struct EventLoop {
+    core: Core,
     settings: Settings,
     watcher: Watcher,
     debouncer: Debouncer<PathBuf>,
-    cmd: std::sync::mpsc::Sender<IndexCmd>,
-    events: UnboundedReceiver<IndexEvent>,
     notifier: Notifier,
-    state: Rc<State>,
     pending_moves: Vec<(u32, PathBuf, Instant)>,
     missing: HashSet<PathBuf>,
     initial: HashSet<PathBuf>,
     ready: bool,
-    rescan_pending: Arc<AtomicBool>,
     ticks: u64,
     last_status: String,
-    counters: Rc<Counters>,
     reported: [u64; 5],
 }
 
@@ -91,60 +85,36 @@ fn log_config(ctx: &Context) {
 pub(super) async fn run(ctx: Context) -> Result<(), DaemonError> {
     let roots: Vec<PathBuf> = ctx.settings.roots.iter().map(|r| r.path.clone()).collect();
     let watcher = Watcher::new(roots.clone()).map_err(DaemonError::Inotify)?;
-    let core = Core::start(&ctx, Some(watcher.registry.clone()))?;
+    let core = Core::start(&ctx, Some(watcher.registry.clone()), Mode::Daemon)?;
     log_config(&ctx);
-    let counters = Rc::new(Counters::default());
-    let pipeline = Pipeline::new(
-        Rc::clone(&core.state),
-        &ctx.settings,
-        Rc::clone(&counters),
-        PipelineSettings::default(),
-        Mode::Daemon,
-    );
-    let ctl = Rc::clone(&core.ctl);
-    let pipeline_task = actix_rt::spawn(async move { pipeline.run(&ctl).await });
-    let _ = core.cmd.send(IndexCmd::CountDirs);
+    core.indexer.send(IndexCmd::CountDirs);
     for r in &roots {
-        let _ = core.cmd.send(IndexCmd::ScanRoot(r.clone()));
+        core.indexer.send(IndexCmd::ScanRoot(r.clone()));
     }
-    let Core {
-        _lock,
-        state,
-        ctl,
-        cmd,
-        events,
-        indexer,
-        cancel,
-        rescan_pending,
-    } = core;
     let mut lp = EventLoop {
+        core,
         debouncer: Debouncer::new(ctx.settings.quiet_period, WRITE_GRACE),
         settings: ctx.settings,
         watcher,
-        cmd,
-        events,
         notifier: Notifier::from_env(),
-        state,
         pending_moves: Vec::new(),
         missing: HashSet::new(),
         initial: roots.into_iter().collect(),
         ready: false,
-        rescan_pending,
         ticks: 0,
         last_status: String::new(),
-        counters,
         reported: [0; 5],
     };
     let why = lp.run().await?;
     tracing::info!(signal = why, "stopping");
-    lp.shutdown(&ctl, indexer, &cancel).await;
-    match pipeline_task.await {
+    lp.shutdown().await;
+    match (&mut lp.core.pipeline).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(e.into()),
         Err(e) => tracing::error!(error = %e, "pipeline task failed"),
     }
     tracing::info!(
-        queued = lp.state.queue_depth().unwrap_or(0),
+        queued = lp.core.state.queue_depth().unwrap_or(0),
         "stopped; the queue is saved"
     );
     Ok(())
@@ -169,7 +139,7 @@ impl EventLoop {
             let wake = tokio::select! {
                 ev = self.watcher.stream.next() => Wake::Fs(ev),
                 () = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => Wake::Due,
-                ev = self.events.recv() => Wake::Index(ev),
+                ev = self.core.indexer.events.recv() => Wake::Index(ev),
                 _ = tick.tick() => Wake::Tick,
                 () = tick_opt(&mut watchdog) => Wake::Watchdog,
                 () = tick_opt(&mut rescan) => Wake::Rescan,
@@ -207,12 +177,7 @@ impl EventLoop {
     }
 
     /// Hand everything pending to the indexer, stop it and the pipeline.
-    async fn shutdown(
-        &mut self,
-        ctl: &Control,
-        indexer: std::thread::JoinHandle<()>,
-        cancel: &AtomicBool,
-    ) {
+    async fn shutdown(&mut self) {
         self.notifier.stopping("Stopping: saving pending work");
         self.drain_events().await;
         let pending = self.debouncer.drain();
@@ -220,10 +185,8 @@ impl EventLoop {
             self.send(IndexCmd::Observe(pending));
         }
         self.expire_moves(true);
-        let _ = ctl.stop.send(true);
-        let (dead_tx, _) = std::sync::mpsc::channel();
-        let cmd = std::mem::replace(&mut self.cmd, dead_tx);
-        Core::stop_indexer(cmd, indexer, cancel).await;
+        let _ = self.core.ctl.stop.send(true);
+        self.core.indexer.stop().await;
     }
 
     /// Take in the events the kernel already queued (until it is quiet
@@ -244,9 +207,7 @@ impl EventLoop {
     }
 
     fn send(&self, cmd: IndexCmd) {
-        if self.cmd.send(cmd).is_err() {
-            tracing::error!("the indexer is gone");
-        }
+        self.core.indexer.send(cmd);
     }
 
     fn ignored(&self, path: &Path, is_dir: bool) -> bool {
@@ -342,7 +303,12 @@ impl EventLoop {
     }
 
     fn request_rescan(&self) {
-        if !self.rescan_pending.swap(true, Ordering::SeqCst) {
+        if !self
+            .core
+            .indexer
+            .rescan_pending
+            .swap(true, Ordering::SeqCst)
+        {
             self.send(IndexCmd::FullRescan);
         }
     }
@@ -440,7 +406,7 @@ impl EventLoop {
 
     /// One line a minute about what was done, when something was.
     fn log_activity(&mut self) {
-        let c = &self.counters;
+        let c = &self.core.counters;
         let now = [
             c.synced.load(Ordering::Relaxed),
             c.uploads.load(Ordering::Relaxed),
@@ -452,7 +418,7 @@ impl EventLoop {
             return;
         }
         let d: Vec<u64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
-        let queued = self.state.queue_depth().unwrap_or(0);
+        let queued = self.core.state.queue_depth().unwrap_or(0);
         tracing::info!(
             synced = d[0],
             uploads = d[1],
@@ -471,10 +437,10 @@ impl EventLoop {
     }
 
     fn status_line(&self) -> String {
-        let queued = self.state.queue_depth().unwrap_or(0);
-        let report = self.state.report(0).ok();
+        let queued = self.core.state.queue_depth().unwrap_or(0);
+        let report = self.core.state.report(0).ok();
         let failed = report.as_ref().map_or(0, |r| r.failed);
-        let last = self.state.counter(counters::LAST_SYNC_MS).unwrap_or(0);
+        let last = self.core.state.counter(counters::LAST_SYNC_MS).unwrap_or(0);
         let ago = if last > 0 {
             format!("last upload {}s ago", (now_ms() - last).max(0) / 1000)
         } else {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use asset_catalog_proto::{MAX_CHECK_BATCH, Sha256Hex};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use crate::api::ApiClient;
 use crate::error::TransferError;
-use crate::upload::ApiClient;
 
 type Reply = oneshot::Sender<Result<bool, TransferError>>;
 

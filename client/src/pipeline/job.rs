@@ -19,13 +19,13 @@ use super::hold::Holds;
 use super::outage::Outage;
 use super::resume::{Mark, advanced, attempts_after};
 use super::{Counters, PipelineSettings};
+use crate::api::{ApiClient, FileMeta, file_meta};
 use crate::config::Root;
 use crate::error::{Disposition, TransferError};
 use crate::hasher::{Hasher, open_regular};
 use crate::pipeline::check::Checker;
 use crate::shown;
 use crate::state::{FileStat, Job, JobUpdate, State, Status, now_ms};
-use crate::upload::{ApiClient, FileMeta, file_meta};
 
 /// How many times one job re-hashes a file that keeps changing.
 const MAX_REHASH: u32 = 3;

@@ -20,11 +20,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
+use crate::api::ApiClient;
+use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::hasher::Hasher;
-use crate::queue::Backoff;
 use crate::state::{JobUpdate, State, StateError, counters, now_ms};
-use crate::upload::ApiClient;
 use check::Checker;
 use job::{JobDone, Worker};
 

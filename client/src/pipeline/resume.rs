@@ -1,4 +1,4 @@
-//! A large file's bytes as a resumable upload (tus, `resumable.rs`). The
+//! A large file's bytes as a resumable upload (tus, `api::resumable`). The
 //! session is saved in the state database when the server creates it; any
 //! later try (after a cut, a backoff, a restart of either side) asks the
 //! server for the committed offset and sends the rest from there. A session
@@ -13,12 +13,12 @@
 use asset_catalog_proto::{ErrorCode, Sha256Hex};
 
 use super::job::Worker;
+use crate::api::FileMeta;
+use crate::api::resumable::{Created, Patched};
 use crate::error::TransferError;
 use crate::hasher::open_regular;
-use crate::resumable::{Created, Patched};
 use crate::shown;
 use crate::state::{FileStat, Job, SavedSession, StateError, now_ms};
-use crate::upload::FileMeta;
 
 /// `PATCH`es one try sends before it leaves the rest to the next try.
 const MAX_ROUNDS: u32 = 4;
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_try_that_advanced_waits_as_after_a_first_failure() {
-        let b = crate::queue::Backoff::default();
+        let b = crate::backoff::Backoff::default();
         let mut attempts = 0;
         for _ in 0..6 {
             attempts = attempts_after(attempts, None);

@@ -1,9 +1,10 @@
-//! What the scanner and the event handler record: a path observed with a
-//! given stat, a path or a directory that vanished, the end of a full scan.
+//! What the indexer records of a file that is there: a path observed with a
+//! given stat, and the live rows of a directory a rescan compares with.
 //! Here live the rules "unchanged → nothing", "same inode/size/mtime at a
 //! vanished path → rename, no hashing", "hard link → reuse the hash".
+//! Paths that are gone are `vanish.rs`'s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
@@ -31,12 +32,6 @@ pub enum Observed {
     Restored,
 }
 
-/// Result of sweeping a root after a full scan.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RootSweep {
-    pub vanished: usize,
-}
-
 struct Row {
     id: i64,
     stat: FileStat,
@@ -55,7 +50,7 @@ fn row_stat(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<FileStat> {
 }
 
 /// `[dir/, dir0)`: every path strictly inside `dir` (`'0'` follows `'/'`).
-fn subtree_range(dir: &Path) -> (Vec<u8>, Vec<u8>) {
+pub(super) fn subtree_range(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     let mut lo = path_bytes(dir).to_vec();
     let mut hi = lo.clone();
     lo.push(b'/');
@@ -233,39 +228,6 @@ impl State {
         Ok(())
     }
 
-    /// The file at `path` is gone (deleted or moved away). Returns whether
-    /// a row was affected.
-    pub fn vanish(&self, path: &Path, now: i64) -> Result<bool, StateError> {
-        let id: Option<i64> = self
-            .conn
-            .prepare_cached(
-                "UPDATE files SET status = 'gone', version = version + 1, updated_ms = ?1
-                 WHERE path = ?2 AND status != 'gone' RETURNING id",
-            )?
-            .query_row(params![now, path_bytes(path)], |r| r.get(0))
-            .optional()?;
-        if let Some(id) = id {
-            self.conn
-                .execute("DELETE FROM queue WHERE file_id = ?1", [id])?;
-        }
-        Ok(id.is_some())
-    }
-
-    /// Everything under the directory `dir` is gone.
-    pub fn vanish_under(&self, dir: &Path, now: i64) -> Result<usize, StateError> {
-        let (lo, hi) = subtree_range(dir);
-        self.conn.execute(
-            "DELETE FROM queue WHERE file_id IN
-               (SELECT id FROM files WHERE path >= ?1 AND path < ?2)",
-            params![lo, hi],
-        )?;
-        Ok(self.conn.execute(
-            "UPDATE files SET status = 'gone', version = version + 1, updated_ms = ?3
-             WHERE path >= ?1 AND path < ?2 AND status != 'gone'",
-            params![lo, hi, now],
-        )?)
-    }
-
     /// The live rows directly inside `dir` (not deeper), by file name, with
     /// their id and stat: a rescan compares each directory entry with these
     /// instead of looking every file up on its own. Rows further down are
@@ -315,53 +277,6 @@ impl State {
                 _ => return Ok(out),
             }
         }
-    }
-
-    /// After a complete walk of `root`: every row under it that the walk
-    /// did not see (`seen` holds the ids it did) is gone.
-    pub fn sweep_root(
-        &self,
-        root: &Path,
-        seen: &HashSet<i64>,
-        now: i64,
-    ) -> Result<RootSweep, StateError> {
-        let (lo, hi) = subtree_range(root);
-        let stale: Vec<PathBuf> = {
-            let mut st = self.conn.prepare(
-                "SELECT id, path FROM files WHERE path >= ?1 AND path < ?2 AND status != 'gone'",
-            )?;
-            let rows = st.query_map(params![lo, hi], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, p) = row?;
-                if !seen.contains(&id) {
-                    out.push(path_from_bytes(p));
-                }
-            }
-            out
-        };
-        for chunk in stale.chunks(512) {
-            self.in_transaction(|s| {
-                for p in chunk {
-                    s.vanish(p, now)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(RootSweep {
-            vanished: stale.len(),
-        })
-    }
-
-    /// Forget vanished rows last touched before `before_ms` (too old to be
-    /// the source of a rename).
-    pub fn purge_gone(&self, before_ms: i64) -> Result<usize, StateError> {
-        Ok(self.conn.execute(
-            "DELETE FROM files WHERE status = 'gone' AND updated_ms < ?1",
-            [before_ms],
-        )?)
     }
 }
 
@@ -472,31 +387,5 @@ mod tests {
             .observe(Path::new("/nonexistent/new"), &stat(9, 1, 1), 2)
             .expect("observe");
         assert!(matches!(o, Observed::Renamed { .. }), "{o:?}");
-    }
-
-    #[test]
-    fn vanish_under_and_sweep() {
-        let (_d, st) = open_temp();
-        let (a, _) = st
-            .observe(Path::new("/w/d/a"), &stat(1, 1, 1), 1)
-            .expect("a");
-        st.observe(Path::new("/w/d/e/b"), &stat(2, 1, 1), 1)
-            .expect("b");
-        st.observe(Path::new("/w/d0"), &stat(3, 1, 1), 1)
-            .expect("sibling");
-        assert_eq!(st.vanish_under(Path::new("/w/d"), 2).expect("vanish"), 2);
-        assert_eq!(
-            st.observe(Path::new("/w/d/a"), &stat(1, 1, 1), 3)
-                .expect("back"),
-            (a, Observed::New)
-        );
-        let seen: HashSet<i64> = [a].into_iter().collect();
-        assert_eq!(
-            st.sweep_root(Path::new("/w"), &seen, 4)
-                .expect("sweep")
-                .vanished,
-            1
-        );
-        assert_eq!(st.purge_gone(5).expect("purge"), 2);
     }
 }

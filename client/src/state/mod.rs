@@ -13,6 +13,7 @@ mod jobs;
 mod report;
 mod schema;
 mod sessions;
+mod vanish;
 
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
@@ -22,10 +23,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
-pub use index::{Observed, RootSweep};
+pub use index::Observed;
 pub use jobs::{Job, JobUpdate};
 pub use report::{Failure, Report};
 pub use sessions::{Partial, SavedSession};
+pub use vanish::RootSweep;
 
 /// Per-path status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -367,7 +367,7 @@ fn resumable_upload_retries_a_cut_that_moved_it_forward_as_a_first_failure() {
     wait_stored(&server, &home, std::slice::from_ref(&want), T);
     let log = run.log();
     assert_eq!(run.stop().code(), Some(0));
-    let first_failure = asset_watcher::queue::Backoff::default().delay(1, 1.0);
+    let first_failure = asset_watcher::backoff::Backoff::default().delay(1, 1.0);
     let cuts: Vec<(u64, u64)> = log
         .lines()
         .filter(|l| l.contains("as after a first failure"))

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support::server::{free_port, server_bin};
+use crate::support::free_port;
+use crate::support::server::server_bin;
 use crate::support::wait_until;
 
 const BIN: &str = env!("CARGO_BIN_EXE_asset-watcher");

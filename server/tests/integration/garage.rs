@@ -3,7 +3,6 @@
 //! from `$GARAGE_BIN` or the cache `scripts/install-garage.sh` fills; when it
 //! is missing the S3 tests fail and say how to install it.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -40,12 +39,7 @@ pub fn binary() -> PathBuf {
     cache.join("asset-catalog/garage-2.5.0/bin/garage")
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+pub use testkit::free_port;
 
 impl Garage {
     /// Start Garage on free ports and wait until it serves the test bucket.

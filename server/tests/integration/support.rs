@@ -18,7 +18,6 @@ use futures_util::TryStreamExt;
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::garage::{self, Garage};
@@ -47,9 +46,7 @@ pub struct TestServer {
     pub token: String,
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use testkit::sha256_hex;
 
 /// A Config for `kind` under `state`, plus the inspection store.
 async fn backend(

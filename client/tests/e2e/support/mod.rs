@@ -1,23 +1,20 @@
 //! Shared pieces of the end-to-end tests: the real server, the real watcher
-//! in a temp home, a small HTTP client, and file helpers.
+//! in a temp home, a small HTTP client, and file helpers. What the server's
+//! tests need as well (free ports, hex and SHA-256, signals) is `testkit`'s,
+//! re-exported here.
 
 pub mod http;
 pub mod server;
 pub mod watcher;
 
 use std::path::Path;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 pub use server::Server;
+pub use testkit::{free_port, hex_lower, sha256_hex as sha, signal};
 pub use watcher::Home;
-
-/// Send `sig` to a child process.
-pub fn signal(child: &Child, sig: rustix::process::Signal) {
-    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), sig);
-}
 
 /// Poll `f` every 100 ms until it returns `Some`; panic after `timeout`
 /// (a deadline for failure, not a performance assertion).
@@ -30,16 +27,6 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Optio
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha(data: &[u8]) -> String {
-    hex_lower(&Sha256::digest(data))
-}
-
-/// Lower-case hex of raw bytes.
-pub fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Write a file, creating its directories.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::http;
-use super::{signal, wait_until};
+use super::{free_port, signal, wait_until};
 
 /// Where the server binary is: next to the watcher binary.
 pub fn server_bin() -> PathBuf {
@@ -24,14 +24,6 @@ pub fn server_bin() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 /// A running (or stopped) server with its own state and object directory,

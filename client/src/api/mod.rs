@@ -1,10 +1,12 @@
 //! The server's API v1 over awc: one `Client` (keep-alive pool, connect
 //! timeout, TCP_NODELAY via a wrapped connector) sending `check` batches,
 //! streamed `PUT`s (fixed-size chunks read from a read-only file, with the
-//! file's size/mtime re-checked at the end) and sightings; `resumable.rs`
+//! file's size/mtime re-checked at the end) and sightings; [`resumable`]
 //! adds the tus sessions for large files on the same client. Redirects are
 //! never followed: the token and the bytes go to the configured server only.
 //! Every failure is a [`TransferError`]; `error.rs` decides what it means.
+
+pub mod resumable;
 
 use std::cell::Cell;
 use std::path::Path;

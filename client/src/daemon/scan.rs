@@ -4,19 +4,17 @@
 //! this run stay queued for the daemon or the next scan.
 
 use std::io::IsTerminal;
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::signal::unix::{SignalKind, signal};
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use super::{Context, Core, DaemonError};
-use crate::pipeline::{Control, Counters, Mode, Pipeline, PipelineSettings, Summary};
-use crate::scan::{IndexCmd, IndexEvent, WalkStats};
-use crate::state::{State, StateError, now_ms};
+use super::startup::Core;
+use super::{Context, DaemonError};
+use crate::indexer::{IndexCmd, IndexEvent, WalkStats};
+use crate::pipeline::{Mode, Summary};
+use crate::state::{StateError, now_ms};
 
 /// Retryable failures a file may have in one scan before it is left queued.
 const RETRIES_PER_SCAN: u32 = 4;
@@ -86,7 +84,12 @@ fn progress_bar(enabled: bool) -> Option<ProgressBar> {
 /// Run one scan.
 pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, DaemonError> {
     let t0 = Instant::now();
-    let core = Core::start(&ctx, None)?;
+    let mode = Mode::Drain {
+        retries: RETRIES_PER_SCAN,
+    };
+    // The pipeline task starts at the first await below, after the
+    // failed files were queued again.
+    let mut core = Core::start(&ctx, None, mode)?;
     if ctx.settings.roots.is_empty() {
         tracing::warn!("no directories to watch: run `asset-watcher init --watch DIR`");
     }
@@ -94,44 +97,13 @@ pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, 
         let n = core.state.retry_failed(now_ms())?;
         tracing::info!(files = n, "failed files queued again");
     }
-    let counters = Rc::new(Counters::default());
-    let mode = Mode::Drain {
-        retries: RETRIES_PER_SCAN,
-    };
-    let pipeline = Pipeline::new(
-        Rc::clone(&core.state),
-        &ctx.settings,
-        Rc::clone(&counters),
-        PipelineSettings::default(),
-        mode,
-    );
-    let ctl = Rc::clone(&core.ctl);
-    let pipeline_task = actix_rt::spawn(async move { pipeline.run(&ctl).await });
-    let _ = core.cmd.send(IndexCmd::FullRescan);
-    let Core {
-        _lock,
-        state,
-        ctl,
-        cmd,
-        mut events,
-        indexer,
-        cancel,
-        ..
-    } = core;
+    core.indexer.send(IndexCmd::FullRescan);
     let bar = progress_bar(!opts.no_progress);
-    let (summary, walk) = drive(
-        pipeline_task,
-        &ctl,
-        &mut events,
-        &state,
-        &counters,
-        bar.as_ref(),
-    )
-    .await?;
+    let (summary, walk) = drive(&mut core, bar.as_ref()).await?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    Core::stop_indexer(cmd, indexer, &cancel).await;
+    core.indexer.stop().await;
     let summary = match summary {
         Ok(r) => r?,
         Err(e) => {
@@ -139,6 +111,7 @@ pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, 
             Summary::default()
         }
     };
+    let counters = &core.counters;
     Ok(ScanOutcome {
         walk,
         synced: counters.synced.load(Ordering::Relaxed),
@@ -147,7 +120,7 @@ pub(super) async fn run(ctx: Context, opts: ScanOptions) -> Result<ScanOutcome, 
         failed: counters.failed.load(Ordering::Relaxed),
         bytes_sent: counters.bytes_sent.load(Ordering::Relaxed),
         bytes_hashed: counters.bytes_hashed.load(Ordering::Relaxed),
-        still_queued: state.queue_depth()?,
+        still_queued: core.state.queue_depth()?,
         last_error: summary.last_error,
         elapsed: t0.elapsed(),
     })
@@ -158,22 +131,25 @@ type PipelineResult = Result<Result<Summary, StateError>, actix_rt::task::JoinEr
 /// Wait for the pipeline to drain, telling it when the scan is complete,
 /// updating the progress bar and passing on SIGTERM/SIGINT.
 async fn drive(
-    pipeline_task: actix_rt::task::JoinHandle<Result<Summary, StateError>>,
-    ctl: &Control,
-    events: &mut UnboundedReceiver<IndexEvent>,
-    state: &State,
-    counters: &Counters,
+    core: &mut Core,
     bar: Option<&ProgressBar>,
 ) -> Result<(PipelineResult, WalkStats), DaemonError> {
     let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut walk = WalkStats::default();
-    let mut done = Box::pin(pipeline_task);
+    let Core {
+        state,
+        ctl,
+        counters,
+        indexer,
+        pipeline,
+        ..
+    } = core;
     loop {
         tokio::select! {
-            r = &mut done => return Ok((r, walk)),
-            Some(ev) = events.recv() => match ev {
+            r = &mut *pipeline => return Ok((r, walk)),
+            Some(ev) = indexer.events.recv() => match ev {
                 IndexEvent::RescanDone { stats, .. } => {
                     walk = stats;
                     ctl.scan_done.set(true);

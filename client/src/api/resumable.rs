@@ -12,9 +12,9 @@ use asset_catalog_proto::{Sha256Hex, UploadResponse};
 use awc::http::{Method, StatusCode};
 use base64::Engine as _;
 
+use super::{ApiClient, FileMeta, expect_ok, format_rfc3339, map_send_error};
 use crate::error::TransferError;
 use crate::state::FileStat;
-use crate::upload::{ApiClient, FileMeta, expect_ok, format_rfc3339, map_send_error};
 
 /// The protocol version every request names.
 pub const TUS_VERSION: &str = "1.0.0";
