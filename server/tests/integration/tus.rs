@@ -113,6 +113,18 @@ pub(crate) async fn head(s: &TestServer, token: &str, location: &str) -> (u16, O
     (res.status().as_u16(), offset)
 }
 
+/// The stored content of `sha`, as the server serves it.
+async fn content(s: &TestServer, sha: &str) -> Bytes {
+    let mut res = s
+        .client()
+        .get(s.url(&format!("/v1/assets/{sha}/content")))
+        .send()
+        .await
+        .expect("GET content");
+    assert_eq!(res.status().as_u16(), 200);
+    res.body().limit(64 * MIB).await.expect("body")
+}
+
 pub async fn a_session_in_parts_reports_its_committed_offset(kind: Kind) {
     let s = TestServer::start_with(kind, small_parts).await;
     let res = s
@@ -153,16 +165,7 @@ pub async fn a_session_in_parts_reports_its_committed_offset(kind: Kind) {
         "{json}"
     );
     assert_eq!(json["name"], "video.mp4");
-    let mut res = s
-        .client()
-        .get(s.url(&format!("/v1/assets/{sha}/content")))
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(
-        res.body().limit(64 * MIB).await.expect("body"),
-        Bytes::from(body)
-    );
+    assert_eq!(content(&s, &sha).await, Bytes::from(body));
     assert_eq!(
         head(&s, &s.token, &location).await.0,
         404,
@@ -341,15 +344,6 @@ async fn a_third_party_tus_client_resumes_after_a_cut() {
         (200, Some(body.len() as u64)),
         "{json}"
     );
-    let mut res = s
-        .client()
-        .get(s.url(&format!("/v1/assets/{sha}/content")))
-        .send()
-        .await
-        .expect("GET");
-    assert_eq!(
-        res.body().limit(64 * MIB).await.expect("body"),
-        Bytes::from(body)
-    );
+    assert_eq!(content(&s, &sha).await, Bytes::from(body));
     s.stop().await;
 }
