@@ -1,5 +1,5 @@
 //! The command line (clap) and what each subcommand does: `run`, `scan`,
-//! `status`, `init`, `check-config`, and the hidden `generate-docs` used at
+//! `status`, `init`, `check-config`, `check-state`, and the hidden `generate-docs` used at
 //! package build time. Errors come back as [`CommandError`]; `main.rs` only
 //! prints them and picks the exit code.
 
@@ -53,6 +53,8 @@ pub enum Command {
     Init(InitArgs),
     /// Validate the config and show what it resolves to.
     CheckConfig,
+    /// Read every page of the state database and check it (every start checks only its headers).
+    CheckState,
     /// Write the man page and shell completions (used when building packages).
     #[command(hide = true)]
     GenerateDocs {
@@ -114,6 +116,8 @@ pub enum CommandError {
     Daemon(#[from] DaemonError),
     #[error(transparent)]
     Status(#[from] StatusError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -170,6 +174,7 @@ pub fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         }
         Command::Init(args) => init(&paths, args),
         Command::CheckConfig => check_config(&paths),
+        Command::CheckState => check_state(&paths),
         Command::GenerateDocs { out } => {
             crate::docs::generate(&out)?;
             Ok(ExitCode::SUCCESS)
@@ -228,6 +233,20 @@ fn init(paths: &Paths, args: InitArgs) -> Result<ExitCode, CommandError> {
     println!(
         "check it with `asset-watcher check-config`, then start `systemctl --user enable --now asset-watcher`"
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_state(paths: &Paths) -> Result<ExitCode, CommandError> {
+    let db = paths.state_db();
+    if !db.exists() {
+        println!(
+            "no state yet: {} (the first start creates it)",
+            db.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::state::State::open_checked(&db)?.check_integrity(&db)?;
+    println!("state OK: {}", db.display());
     Ok(ExitCode::SUCCESS)
 }
 

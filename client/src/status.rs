@@ -117,7 +117,7 @@ pub fn print_status(
 ) -> Result<(), StatusError> {
     let db = paths.state_db();
     let report = if db.exists() {
-        State::open(&db)?.report(limit)?
+        State::open_checked(&db)?.report(limit)?
     } else {
         Report::default()
     };

@@ -1,5 +1,5 @@
 //! The one place that starts what `run` and `scan` share: the state lock
-//! and database (checked, with files refused for credentials queued again),
+//! and database (its headers checked, with files refused for credentials queued again),
 //! the indexer thread with its channels, and the pipeline (its own API
 //! client, hasher and counters) as a task on the current runtime. Each mode
 //! then adds its own driver: the event loop, or the one-pass scan.
@@ -59,8 +59,7 @@ impl Core {
         ctx.paths.ensure_state_dir()?;
         let lock = StateLock::acquire(&ctx.paths.lock_file())?;
         let db = ctx.paths.state_db();
-        let state = Rc::new(State::open(&db)?);
-        state.verify(&db)?;
+        let state = Rc::new(State::open_checked(&db)?);
         let requeued = state
             .retry_failed_with(&crate::error::AUTH_FAILURE_PREFIXES, crate::state::now_ms())?;
         if requeued > 0 {

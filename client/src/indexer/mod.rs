@@ -8,7 +8,6 @@
 
 mod walk;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -176,20 +175,18 @@ impl Indexer {
         Ok(())
     }
 
-    /// Watch, walk and sweep one root; `None` if it does not exist.
+    /// Watch and walk one root, recording what is gone as it goes; `None`
+    /// if it does not exist.
     fn scan_root(&self, root: &Root) -> Result<Option<WalkStats>, StateError> {
         if !root.path.is_dir() {
             self.send(IndexEvent::RootMissing(root.path.clone()));
             return Ok(None);
         }
-        let mut seen = HashSet::new();
         let mut stats = WalkStats::default();
-        self.walk(root, &root.path, Some(&mut seen), None, &mut stats)?;
+        self.walk(root, &root.path, true, None, &mut stats)?;
         if self.cancel.load(Ordering::Relaxed) {
             return Ok(Some(stats));
         }
-        let swept = self.state.sweep_root(&root.path, &seen, now_ms())?;
-        stats.vanished += swept.vanished as u64;
         self.state.set_counter(counters::LAST_SCAN_MS, now_ms())?;
         tracing::info!(
             root = %shown::path(&root.path), dirs = stats.dirs, files = stats.files, queued = stats.queued,
@@ -205,12 +202,12 @@ impl Indexer {
         let mut stats = WalkStats::default();
         if settle {
             let mut found = Vec::new();
-            self.walk(root, dir, None, Some(&mut found), &mut stats)?;
+            self.walk(root, dir, false, Some(&mut found), &mut stats)?;
             if !found.is_empty() {
                 self.send(IndexEvent::Discovered(found));
             }
         } else {
-            self.walk(root, dir, None, None, &mut stats)?;
+            self.walk(root, dir, false, None, &mut stats)?;
         }
         tracing::debug!(dir = %shown::path(dir), dirs = stats.dirs, files = stats.files, "new directory scanned");
         Ok(())
@@ -295,6 +292,8 @@ fn add(a: WalkStats, b: WalkStats) -> WalkStats {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     fn indexer(
@@ -362,8 +361,52 @@ mod tests {
         }
         std::fs::rename(root.path().join("2.txt"), root.path().join("a/2.txt")).expect("mv");
         std::fs::remove_file(root.path().join("a/b/1.jpg")).expect("rm");
+        // The root is listed first: 2.txt is gone from there (as is 1.jpg),
+        // and a/2.txt is then recognised as its rename by the inode.
         let s = rescan_stats(&ix, &mut rx);
-        assert_eq!((s.files, s.renamed, s.vanished), (1, 1, 1));
+        assert_eq!((s.files, s.renamed, s.vanished), (1, 1, 2));
+    }
+
+    #[test]
+    fn one_pass_rescan_records_every_kind_of_disappearance() {
+        let root = tempfile::tempdir().expect("root");
+        let state = tempfile::tempdir().expect("state");
+        let r = root.path();
+        for d in ["keep/deep", "gone/deeper", "becomes-file", "skip-later"] {
+            std::fs::create_dir_all(r.join(d)).expect("mkdir");
+        }
+        for f in [
+            "keep/a",
+            "keep/deep/b",
+            "gone/c",
+            "gone/deeper/d",
+            "becomes-file/e",
+            "becomes-dir",
+            "skip-later/f",
+            "deleted",
+        ] {
+            std::fs::write(r.join(f), f).expect("write");
+        }
+        let (ix, mut rx) = indexer(r, state.path());
+        let s = rescan_stats(&ix, &mut rx);
+        assert_eq!((s.files, s.vanished), (8, 0));
+        std::fs::remove_dir_all(r.join("gone")).expect("rm -r");
+        std::fs::remove_dir_all(r.join("becomes-file")).expect("rm -r");
+        std::fs::write(r.join("becomes-file"), b"now a file").expect("write");
+        std::fs::remove_file(r.join("becomes-dir")).expect("rm");
+        std::fs::create_dir(r.join("becomes-dir")).expect("mkdir");
+        std::fs::rename(r.join("skip-later"), r.join("skip")).expect("mv");
+        std::fs::remove_file(r.join("deleted")).expect("rm");
+        let s = rescan_stats(&ix, &mut rx);
+        // gone/c, gone/deeper/d, becomes-file/e, becomes-dir, skip-later/f
+        // (now under an ignored directory) and deleted.
+        assert_eq!((s.files, s.queued, s.vanished), (3, 1, 6));
+        let s = rescan_stats(&ix, &mut rx);
+        assert_eq!((s.files, s.queued, s.vanished), (3, 0, 0));
+        let known = ix.state.known_children(r).expect("known");
+        let mut names: Vec<_> = known.files.into_keys().collect();
+        names.sort();
+        assert_eq!(names, ["becomes-file"]);
     }
 
     #[test]

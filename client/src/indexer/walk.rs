@@ -5,7 +5,6 @@
 //! to somewhere else is refused, and nothing outside the tree is ever listed,
 //! watched or recorded.
 
-use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -18,7 +17,7 @@ use super::{BATCH, Indexer, WalkStats, count};
 use crate::beneath::RootDir;
 use crate::config::Root;
 use crate::shown;
-use crate::state::{FileStat, StateError, now_ms};
+use crate::state::{FileStat, Known, StateError, now_ms};
 use crate::watch::WatchError;
 
 /// One open directory: its descriptor (for `statat`) and its entries.
@@ -79,10 +78,10 @@ impl Listing {
     }
 }
 
-/// What one walk gathers: the files it records (their ids into `seen`) or
-/// only collects.
+/// What one walk gathers: the files it records or only collects, and, in a
+/// sweeping walk, what it finds gone.
 struct Gather<'a> {
-    seen: Option<&'a mut HashSet<i64>>,
+    sweep: bool,
     collect: Option<&'a mut Vec<PathBuf>>,
     batch: Vec<(PathBuf, FileStat)>,
     stats: &'a mut WalkStats,
@@ -90,13 +89,15 @@ struct Gather<'a> {
 
 impl Indexer {
     /// Depth-first walk from `start`: watch each directory, then list it.
-    /// Files are recorded (adding their ids to `seen`) or, with `collect`,
-    /// only collected.
+    /// Files are recorded or, with `collect`, only collected. With `sweep`
+    /// (a complete walk of a root), every row the walk does not meet is
+    /// recorded gone as its directory is done, so a rescan reads each row
+    /// of the state once.
     pub(super) fn walk(
         &self,
         root: &Root,
         start: &Path,
-        seen: Option<&mut HashSet<i64>>,
+        sweep: bool,
         collect: Option<&mut Vec<PathBuf>>,
         stats: &mut WalkStats,
     ) -> Result<(), StateError> {
@@ -108,7 +109,7 @@ impl Indexer {
             }
         };
         let mut g = Gather {
-            seen,
+            sweep: sweep && collect.is_none(),
             collect,
             batch: Vec::with_capacity(BATCH),
             stats,
@@ -119,40 +120,51 @@ impl Indexer {
                 break;
             }
             let Some(mut listing) = Listing::open(&rootdir, &dir) else {
+                if g.sweep {
+                    g.stats.vanished += self.state.vanish_under(&dir, now_ms())? as u64;
+                }
                 continue;
             };
             self.watch(&dir, &listing.fd, g.stats);
             g.stats.dirs += 1;
             // What the state already knows here: an unchanged file then costs
             // its lstat and a map lookup, with no query of its own.
-            let known = if g.collect.is_none() {
+            let mut known = if g.collect.is_none() {
                 self.state.known_children(&dir)?
             } else {
-                HashMap::new()
+                Known::default()
             };
+            let mut subdirs = Vec::new();
             while let Some((name, ft)) = listing.next_entry() {
                 let path = dir.join(&name);
                 let rel = path.strip_prefix(&root.path).unwrap_or(&path);
                 match ft {
-                    FileType::Directory if !self.ignore.is_ignored(rel, true) => stack.push(path),
+                    FileType::Directory if !self.ignore.is_ignored(rel, true) => {
+                        subdirs.push(name);
+                        stack.push(path);
+                    }
                     FileType::Directory => {}
                     FileType::RegularFile if !self.ignore.is_ignored(rel, false) => {
-                        self.file_entry(&listing, &known, (name, path), &mut g)?;
+                        self.file_entry(&listing, &mut known, (name, path), &mut g)?;
                     }
                     FileType::RegularFile => {}
                     other => crate::special::note_skipped(&path, other),
                 }
             }
+            if g.sweep {
+                self.sweep_dir(&dir, known, &subdirs, g.stats)?;
+            }
         }
-        self.record(&mut g.batch, g.seen, g.stats)
+        self.record(&mut g.batch, g.stats)
     }
 
     /// A regular file met by a walk: collected, skipped when the state
-    /// knows it unchanged, or added to the batch to record.
+    /// knows it unchanged, or added to the batch to record. Either way it
+    /// leaves `known`, which ends up holding what the walk did not meet.
     fn file_entry(
         &self,
         listing: &Listing,
-        known: &HashMap<OsString, (i64, FileStat)>,
+        known: &mut Known,
         (name, path): (OsString, PathBuf),
         g: &mut Gather<'_>,
     ) -> Result<(), StateError> {
@@ -168,17 +180,41 @@ impl Indexer {
             return Ok(());
         }
         let stat = FileStat::from_stat(&st);
-        if let Some((id, _)) = known.get(&name).filter(|k| k.1 == stat) {
-            if let Some(seen) = g.seen.as_deref_mut() {
-                seen.insert(*id);
-            }
+        if known.files.remove(&name).is_some_and(|k| k.1 == stat) {
             return Ok(());
         }
         g.batch.push((path, stat));
         if g.batch.len() >= BATCH {
-            self.record(&mut g.batch, g.seen.as_deref_mut(), g.stats)?;
+            self.record(&mut g.batch, g.stats)?;
         }
         Ok(())
+    }
+
+    /// After a complete listing of `dir`: the files the state holds there
+    /// that it did not meet are gone, and so is everything under a
+    /// subdirectory the state knows that is no longer listed (deleted,
+    /// replaced by a file, or ignored now).
+    fn sweep_dir(
+        &self,
+        dir: &Path,
+        known: Known,
+        listed: &[OsString],
+        stats: &mut WalkStats,
+    ) -> Result<(), StateError> {
+        let gone_dirs: Vec<&OsString> = known.dirs.iter().filter(|d| !listed.contains(d)).collect();
+        if known.files.is_empty() && gone_dirs.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        self.state.in_transaction(|s| {
+            for name in known.files.keys() {
+                stats.vanished += u64::from(s.vanish(&dir.join(name), now)?);
+            }
+            for name in gone_dirs {
+                stats.vanished += s.vanish_under(&dir.join(name), now)? as u64;
+            }
+            Ok(())
+        })
     }
 
     /// Watch the directory open as `fd` (at `dir`).
@@ -200,7 +236,6 @@ impl Indexer {
     pub(super) fn record(
         &self,
         batch: &mut Vec<(PathBuf, FileStat)>,
-        mut seen: Option<&mut HashSet<i64>>,
         stats: &mut WalkStats,
     ) -> Result<(), StateError> {
         if batch.is_empty() {
@@ -210,11 +245,7 @@ impl Indexer {
         let queued_before = stats.queued;
         self.state.in_transaction(|s| {
             for (path, stat) in batch.iter() {
-                let (id, what) = s.observe(path, stat, now)?;
-                if let Some(seen) = seen.as_deref_mut() {
-                    seen.insert(id);
-                }
-                count(stats, &what);
+                count(stats, &s.observe(path, stat, now)?.1);
             }
             Ok(())
         })?;

@@ -229,13 +229,12 @@ impl State {
     }
 
     /// The live rows directly inside `dir` (not deeper), by file name, with
-    /// their id and stat: a rescan compares each directory entry with these
-    /// instead of looking every file up on its own. Rows further down are
-    /// skipped one subtree per seek, so each row is read once per scan.
-    pub fn known_children(
-        &self,
-        dir: &Path,
-    ) -> Result<HashMap<OsString, (i64, FileStat)>, StateError> {
+    /// their id and stat, and the names of its subdirectories the state
+    /// holds rows under: a rescan compares each directory entry with these
+    /// instead of looking every file up on its own, and what it does not
+    /// meet is gone. Rows further down are skipped one subtree per seek, so
+    /// each row is read once per scan.
+    pub fn known_children(&self, dir: &Path) -> Result<Known, StateError> {
         const PAGE: usize = 512;
         let (lo, hi) = subtree_range(dir);
         let prefix = lo.len();
@@ -243,7 +242,7 @@ impl State {
             "SELECT path, id, dev, ino, size, mtime_ns, ctime_ns, status FROM files
              WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT 512",
         )?;
-        let mut out = HashMap::new();
+        let mut out = Known::default();
         let mut from = lo;
         loop {
             let mut rows = st.query(params![from, hi])?;
@@ -256,6 +255,7 @@ impl State {
                 if let Some(slash) = path[prefix..].iter().position(|b| *b == b'/') {
                     // Inside a subdirectory: go on after its whole subtree.
                     path.truncate(prefix + slash);
+                    out.dirs.push(OsString::from_vec(path[prefix..].to_vec()));
                     path.push(b'0');
                     next = Some(path);
                     skipped = true;
@@ -263,7 +263,7 @@ impl State {
                 }
                 if Status::parse(&r.get::<_, String>(7)?) != Status::Gone {
                     let name = OsString::from_vec(path[prefix..].to_vec());
-                    out.insert(name, (r.get(1)?, row_stat(r, 2)?));
+                    out.files.insert(name, (r.get(1)?, row_stat(r, 2)?));
                 }
                 path.push(0); // the least key after this one
                 next = Some(path);
@@ -278,6 +278,15 @@ impl State {
             }
         }
     }
+}
+
+/// What the state holds directly inside one directory.
+#[derive(Debug, Default)]
+pub struct Known {
+    /// Live files by name, with their row id and stat.
+    pub files: HashMap<OsString, (i64, FileStat)>,
+    /// Subdirectories with rows under them (live or gone), by name.
+    pub dirs: Vec<OsString>,
 }
 
 #[cfg(test)]
@@ -326,15 +335,22 @@ mod tests {
         add("/w/d/gone");
         st.vanish(Path::new("/w/d/gone"), 2).expect("vanish");
         let known = st.known_children(Path::new("/w/d")).expect("children");
-        let ids: HashMap<OsString, i64> = known.iter().map(|(k, v)| (k.clone(), v.0)).collect();
+        let ids: HashMap<OsString, i64> =
+            known.files.iter().map(|(k, v)| (k.clone(), v.0)).collect();
         assert_eq!(ids, want);
+        let dirs: Vec<OsString> = (0..1300)
+            .step_by(100)
+            .map(|i| OsString::from(format!("f{i:04}x")))
+            .collect();
+        assert_eq!(known.dirs, dirs);
         let inside = st
             .known_children(Path::new("/w/d/f0100x"))
             .expect("children");
         assert_eq!(
-            inside.keys().collect::<Vec<_>>(),
+            inside.files.keys().collect::<Vec<_>>(),
             [&OsString::from("deep2")]
         );
+        assert_eq!(inside.dirs, [OsString::from("deep")]);
     }
 
     #[test]

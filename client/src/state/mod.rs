@@ -23,11 +23,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::Connection;
 
-pub use index::Observed;
+pub use index::{Known, Observed};
 pub use jobs::{Job, JobUpdate};
 pub use report::{Failure, Report};
 pub use sessions::{Partial, SavedSession};
-pub use vanish::RootSweep;
 
 /// Per-path status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +184,34 @@ fn path_from_bytes(b: Vec<u8>) -> PathBuf {
 }
 
 impl State {
+    /// Open (creating and migrating) the database at `path`, after
+    /// checking its files' headers ([`State::check_files`]). Only for the
+    /// first connection a process opens: see there.
+    pub fn open_checked(path: &Path) -> Result<Self, StateError> {
+        Self::check_files(path)?;
+        Self::open(path)
+    }
+
+    /// Check the database's files by their headers (`sqlite_file`: cut
+    /// short, not a database, a WAL that is not one), which costs the same
+    /// at any size; the full page-by-page check is
+    /// [`State::check_integrity`].
+    ///
+    /// It opens and closes the files itself, and closing a descriptor drops
+    /// every POSIX lock the process holds on the file, SQLite's included:
+    /// another process would then take this one's WAL for abandoned,
+    /// checkpoint it and delete it under a live connection. So it runs
+    /// before the process opens its first connection, never beside one.
+    pub fn check_files(path: &Path) -> Result<(), StateError> {
+        // An empty file is what a start cut off before SQLite's first write
+        // leaves: the state is then new, and the walk finds every file again.
+        let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+        match sqlite_file::find(path).filter(|_| !empty) {
+            Some((file, detail)) => Err(StateError::Corrupt { path: file, detail }),
+            None => Ok(()),
+        }
+    }
+
     /// Open (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let conn = Connection::open(path).map_err(|source| StateError::Open {
@@ -196,17 +223,17 @@ impl State {
         Ok(Self { conn })
     }
 
-    /// Read every page of the database (`PRAGMA quick_check`), so that a
-    /// truncated or damaged file is refused at start with the recovery
-    /// command instead of failing later, one query at a time.
-    pub fn verify(&self, path: &Path) -> Result<(), StateError> {
+    /// Read every page of the database and check every index against its
+    /// table (`PRAGMA integrity_check`): `asset-watcher check-state`. Linear
+    /// in the state's size, so it is not run at every start.
+    pub fn check_integrity(&self, path: &Path) -> Result<(), StateError> {
         let corrupt = |detail: String| StateError::Corrupt {
             path: path.to_path_buf(),
             detail,
         };
         let mut st = self
             .conn
-            .prepare("PRAGMA quick_check(5)")
+            .prepare("PRAGMA integrity_check(5)")
             .map_err(|e| corrupt(e.to_string()))?;
         let problems: Vec<String> = st
             .query_map([], |r| r.get::<_, String>(0))
@@ -369,16 +396,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("s.sqlite3");
         std::fs::write(&p, vec![0x42u8; 8192]).expect("write");
-        let e = State::open(&p).expect_err("corrupt");
+        let e = State::open_checked(&p).expect_err("corrupt");
         let text = e.to_string();
         assert!(text.contains(&recovery_command(&p)), "{text}");
         assert!(text.contains(&p.display().to_string()), "{text}");
     }
 
-    #[test]
-    fn a_truncated_file_fails_verification() {
-        let (dir, st) = test_util::open_temp();
-        let p = dir.path().join("s.sqlite3");
+    /// 2,000 rows: a database of several pages.
+    fn fill(st: &State) {
         st.in_transaction(|s| {
             for i in 0..2000u64 {
                 s.observe(
@@ -390,7 +415,14 @@ mod tests {
             Ok(())
         })
         .expect("fill");
-        st.verify(&p).expect("intact");
+    }
+
+    #[test]
+    fn a_truncated_file_fails_verification() {
+        let (dir, st) = test_util::open_temp();
+        let p = dir.path().join("s.sqlite3");
+        fill(&st);
+        st.check_integrity(&p).expect("intact");
         drop(st);
         let len = std::fs::metadata(&p).expect("stat").len();
         assert!(len > 16 * 1024, "{len}");
@@ -399,9 +431,29 @@ mod tests {
             .open(&p)
             .and_then(|f| f.set_len(len / 2))
             .expect("truncate");
-        let e = State::open(&p)
-            .and_then(|st| st.verify(&p))
-            .expect_err("truncated");
+        // Found by the header check at open, without reading every page.
+        let e = State::open_checked(&p).expect_err("truncated");
         assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_page_is_found_by_the_full_check() {
+        let (dir, st) = test_util::open_temp();
+        let p = dir.path().join("s.sqlite3");
+        fill(&st);
+        st.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .expect("checkpoint");
+        drop(st);
+        // Scribble over the middle of the file, keeping its length and header.
+        let mut bytes = std::fs::read(&p).expect("read");
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 4096].fill(0x5a);
+        std::fs::write(&p, &bytes).expect("write");
+        let st = State::open_checked(&p).expect("the header is intact");
+        let e = st.check_integrity(&p).expect_err("damaged page");
+        assert!(matches!(e, StateError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains(&recovery_command(&p)), "{e}");
     }
 }

@@ -1,22 +1,15 @@
 //! What the indexer records of files that are gone: a path deleted or moved
-//! away, everything under a directory that went, the rows a complete walk of
-//! a root did not meet, and the purge of rows too old to be the source of a
+//! away, everything under a directory that went (a complete walk of a root
+//! calls these for what it did not meet), and the purge of rows too old to be the source of a
 //! rename. A vanished row leaves the upload queue at once; its hash stays
 //! until the purge, so the same content reappearing is a rename.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::{OptionalExtension, params};
 
 use super::index::subtree_range;
-use super::{State, StateError, path_bytes, path_from_bytes};
-
-/// Result of sweeping a root after a full scan.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RootSweep {
-    pub vanished: usize,
-}
+use super::{State, StateError, path_bytes};
 
 impl State {
     /// The file at `path` is gone (deleted or moved away). Returns whether
@@ -52,44 +45,6 @@ impl State {
         )?)
     }
 
-    /// After a complete walk of `root`: every row under it that the walk
-    /// did not see (`seen` holds the ids it did) is gone.
-    pub fn sweep_root(
-        &self,
-        root: &Path,
-        seen: &HashSet<i64>,
-        now: i64,
-    ) -> Result<RootSweep, StateError> {
-        let (lo, hi) = subtree_range(root);
-        let stale: Vec<PathBuf> = {
-            let mut st = self.conn.prepare(
-                "SELECT id, path FROM files WHERE path >= ?1 AND path < ?2 AND status != 'gone'",
-            )?;
-            let rows = st.query_map(params![lo, hi], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, p) = row?;
-                if !seen.contains(&id) {
-                    out.push(path_from_bytes(p));
-                }
-            }
-            out
-        };
-        for chunk in stale.chunks(512) {
-            self.in_transaction(|s| {
-                for p in chunk {
-                    s.vanish(p, now)?;
-                }
-                Ok(())
-            })?;
-        }
-        Ok(RootSweep {
-            vanished: stale.len(),
-        })
-    }
-
     /// Forget vanished rows last touched before `before_ms` (too old to be
     /// the source of a rename).
     pub fn purge_gone(&self, before_ms: i64) -> Result<usize, StateError> {
@@ -107,7 +62,7 @@ mod tests {
     use crate::state::Observed;
 
     #[test]
-    fn vanish_under_and_sweep() {
+    fn vanish_under_and_purge() {
         let (_d, st) = open_temp();
         let (a, _) = st
             .observe(Path::new("/w/d/a"), &stat(1, 1, 1), 1)
@@ -122,13 +77,8 @@ mod tests {
                 .expect("back"),
             (a, Observed::New)
         );
-        let seen: HashSet<i64> = [a].into_iter().collect();
-        assert_eq!(
-            st.sweep_root(Path::new("/w"), &seen, 4)
-                .expect("sweep")
-                .vanished,
-            1
-        );
+        assert!(st.vanish(Path::new("/w/d0"), 4).expect("vanish"));
+        assert!(!st.vanish(Path::new("/w/d0"), 4).expect("already gone"));
         assert_eq!(st.purge_gone(5).expect("purge"), 2);
     }
 }

@@ -1,5 +1,5 @@
 //! A corrupt, truncated or empty state database. Garbage or half a file:
-//! `run` and `status` refuse with an error that names the file and the
+//! `run`, `status` and `check-state` refuse with an error that names the file and the
 //! command that moves the state aside; after that command the next start
 //! rescans, and the server's check endpoint already has every content, so no
 //! byte is sent again. An empty (0-byte) file is a new database: the same
@@ -79,11 +79,17 @@ fn faults_a_corrupt_or_truncated_state_db_is_refused_with_the_recovery_command()
     wait_stored(&server, &home, &want, Duration::from_secs(120));
     assert_eq!(run.stop().code(), Some(0));
     let db = home.state_dir().join("state.sqlite3");
+    let out = run_bounded(&home, &["check-state"], Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("state OK"),
+        "{stdout}"
+    );
 
     for kind in ["garbage", "half", "empty"] {
         damage(&db, kind);
         if kind != "empty" {
-            for args in [&["run"][..], &["status"][..]] {
+            for args in [&["run"][..], &["status"][..], &["check-state"][..]] {
                 let out = run_bounded(&home, args, Duration::from_secs(60));
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 eprintln!("{kind}, `{}`: {stderr}", args[0]);

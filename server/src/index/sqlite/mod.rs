@@ -7,7 +7,6 @@
 //! `reindex` rebuilds the index from it. A corrupt file yields
 //! [`IndexError::Corrupt`], whose message names `reindex` as the recovery.
 
-mod damage;
 mod files;
 mod group;
 mod jobs;

@@ -266,7 +266,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, IndexError> {
             source,
         })?;
     }
-    if let Some((file, problem)) = super::damage::find(path) {
+    if let Some((file, problem)) = sqlite_file::find(path) {
         return Err(IndexError::Damaged { file, problem });
     }
     let mut conn = Connection::open(path).map_err(|source| IndexError::Open {

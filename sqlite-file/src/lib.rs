@@ -1,9 +1,20 @@
-//! Damage SQLite itself would not report before the index is opened: an
-//! index file that exists but is empty (SQLite would silently start a new,
-//! empty index while the bucket still holds every asset), and a write-ahead
-//! log whose header is not a WAL header (SQLite would silently drop it, and
-//! with it every transaction not yet checkpointed). A WAL with a valid header
-//! and a torn tail is normal after a crash and is left to SQLite's recovery.
+//! Damage SQLite itself would not report when a database is opened, found by
+//! reading headers only (so the check costs the same for ten rows as for ten
+//! million): a database file that exists but is empty (SQLite would silently
+//! start a new, empty one), one cut short of the page count its header
+//! records, one that is not an SQLite database at all, and a write-ahead log
+//! whose header is not a WAL header (SQLite would silently drop it, and with
+//! it every transaction not yet checkpointed). A WAL with a valid header and
+//! a torn tail is normal after a crash and is left to SQLite's recovery.
+//!
+//! It opens and closes the files, and closing any descriptor of a file drops
+//! every POSIX lock the process holds on it, SQLite's included (another
+//! process could then checkpoint and delete a live WAL). So a process calls
+//! it before it opens its first connection to the database, never beside one.
+//!
+//! The server checks its index with it before opening it; the watcher checks
+//! its state at every start (a full `PRAGMA integrity_check` reads every page
+//! and is left to `asset-watcher check-state`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,10 +25,10 @@ const WAL_MAGIC: [u32; 2] = [0x377f_0682, 0x377f_0683];
 const WAL_VERSION: u32 = 3_007_000;
 const WAL_HEADER_LEN: usize = 32;
 
-/// The first damaged file found next to (or at) the index `path`, with why.
-pub(super) fn find(path: &Path) -> Option<(PathBuf, String)> {
-    // The index never makes links; one here was planted (the directory
-    // belongs to the service's user, and root may run `token` commands).
+/// The first damaged file found next to (or at) the database `path`, with why.
+pub fn find(path: &Path) -> Option<(PathBuf, String)> {
+    // SQLite never makes links; one here was planted (the server's index
+    // directory belongs to the service's user, and root may run commands).
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
         if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -37,7 +48,7 @@ pub(super) fn find(path: &Path) -> Option<(PathBuf, String)> {
     if main_len == 0 {
         return Some((
             path.to_path_buf(),
-            "the file is empty (0 bytes), so every asset would be missing".into(),
+            "the file is empty (0 bytes): SQLite would take it for a new, empty database".into(),
         ));
     }
     main_problem(path, main_len).map(|p| (path.to_path_buf(), p))
