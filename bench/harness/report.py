@@ -206,7 +206,7 @@ def render(scenarios: list[Scenario], machine: dict, vers: dict, meta: dict,
     out += [f"| {k} | {v} |" for k, v in machine.items()]
     out += ["", "## Versions", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in vers.items()]
-    out += ["", "## Summary against the targets of issue #6", ""]
+    out += ["", "## Summary against the targets (issue 6; B1–B3 raised by issue 17)", ""]
     out += summary_table(scenarios)
     out.append("")
     for sc in scenarios:

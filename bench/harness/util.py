@@ -63,13 +63,15 @@ def free_port() -> int:
 
 @dataclass
 class Timed:
-    """One finished command: wall seconds, exit status, peak RSS, output."""
+    """One finished command: wall seconds, exit status, peak RSS, output,
+    and its CPU time (user + system, from wait4)."""
 
     seconds: float
     returncode: int
     maxrss_kib: int
     stdout: str
     stderr: str
+    cpu_s: float = 0.0
 
 
 def run_timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None,
@@ -101,7 +103,8 @@ def run_timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None,
     proc.returncode = os.waitstatus_to_exitcode(status)
     _children.remove(proc)
     return Timed(seconds, proc.returncode, usage.ru_maxrss,
-                 out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
+                 out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
+                 usage.ru_utime + usage.ru_stime)
 
 
 def check(t: Timed, what: str) -> Timed:

@@ -289,9 +289,10 @@ fn check_config(paths: &Paths) -> Result<ExitCode, CommandError> {
     }
     writeln!(
         out,
-        "quiet:       {} ms; uploads {} at a time; {} hash workers",
+        "quiet:       {} ms; uploads {} at a time (and {} small files); {} hash workers",
         s.quiet_period.as_millis(),
         s.upload_concurrency,
+        s.small_upload_concurrency,
         s.hash_workers
     )?;
     writeln!(

@@ -126,7 +126,8 @@ impl ApiClient {
             .connector(tcp)
             .timeout(settings.connect_timeout)
             .conn_keep_alive(Duration::from_secs(4))
-            .limit(settings.upload_concurrency * 2 + 4);
+            // Uploads, small uploads, sightings (twice the uploads) and checks.
+            .limit(settings.upload_concurrency * 3 + settings.small_upload_concurrency + 4);
         if settings.server.scheme() == "https" {
             match tls_config(settings.ca_file.as_deref()) {
                 Ok(tls) => connector = connector.rustls_0_23(Arc::new(tls)),

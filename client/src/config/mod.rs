@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use client_id::{default_client_id, valid_client_id};
-pub use settings::{Environment, Root, Settings, expand_tilde, read_ca_file};
+pub use settings::{Environment, Root, SMALL_FILE_BYTES, Settings, expand_tilde, read_ca_file};
 pub use template::{InitError, InitOptions, render_template, write_new_config};
 pub use token::TOKEN_CREDENTIAL;
 
@@ -86,6 +86,10 @@ pub struct FileConfig {
     pub quiet_period_ms: u64,
     #[serde(default = "default_upload_concurrency")]
     pub upload_concurrency: usize,
+    /// Uploads of small files (under 1 MiB) in flight at once, on top of
+    /// `upload_concurrency`: their cost is the round trip, not the bandwidth.
+    #[serde(default = "default_small_upload_concurrency")]
+    pub small_upload_concurrency: usize,
     #[serde(default = "default_hash_workers")]
     pub hash_workers: usize,
     #[serde(default = "default_rescan_interval_secs")]
@@ -121,6 +125,12 @@ fn default_quiet_period_ms() -> u64 {
 fn default_upload_concurrency() -> usize {
     4
 }
+/// Measured in B1 (issue 17): 4 → 16 small uploads in flight took 10,000
+/// files of 4 KiB from 453 to 619 files/s through Garage, and cut the CPU
+/// each file costs the server (larger group commits) and Garage.
+fn default_small_upload_concurrency() -> usize {
+    16
+}
 /// One hash worker per CPU.
 pub fn default_hash_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -152,6 +162,7 @@ impl Default for FileConfig {
             ignore: default_ignore(),
             quiet_period_ms: default_quiet_period_ms(),
             upload_concurrency: default_upload_concurrency(),
+            small_upload_concurrency: default_small_upload_concurrency(),
             hash_workers: default_hash_workers(),
             rescan_interval_secs: default_rescan_interval_secs(),
             connect_timeout_secs: default_connect_timeout_secs(),
@@ -373,12 +384,14 @@ mod tests {
             (
                 parsed.quiet_period_ms,
                 parsed.upload_concurrency,
+                parsed.small_upload_concurrency,
                 parsed.rescan_interval_secs,
                 parsed.resumable_threshold_bytes
             ),
             (
                 d.quiet_period_ms,
                 d.upload_concurrency,
+                d.small_upload_concurrency,
                 d.rescan_interval_secs,
                 d.resumable_threshold_bytes
             )

@@ -17,6 +17,10 @@ pub struct Root {
     pub label: String,
 }
 
+/// Files under this size are "small": they go up through their own, wider
+/// window of uploads (`small_upload_concurrency`).
+pub const SMALL_FILE_BYTES: u64 = 1 << 20;
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -27,6 +31,8 @@ pub struct Settings {
     pub ignore: IgnoreSet,
     pub quiet_period: Duration,
     pub upload_concurrency: usize,
+    /// Uploads of files under [`SMALL_FILE_BYTES`] in flight at once.
+    pub small_upload_concurrency: usize,
     pub hash_workers: usize,
     /// `None` disables the periodic rescan.
     pub rescan_interval: Option<Duration>,
@@ -104,6 +110,7 @@ impl FileConfig {
                 ignore,
                 quiet_period: Duration::from_millis(self.quiet_period_ms),
                 upload_concurrency: self.upload_concurrency,
+                small_upload_concurrency: self.small_upload_concurrency,
                 hash_workers: self.hash_workers,
                 rescan_interval: (self.rescan_interval_secs > 0)
                     .then(|| Duration::from_secs(self.rescan_interval_secs)),
@@ -133,6 +140,13 @@ impl FileConfig {
             usize_u64(self.upload_concurrency),
             1,
             64,
+            problems,
+        );
+        check_range(
+            "small_upload_concurrency",
+            usize_u64(self.small_upload_concurrency),
+            1,
+            256,
             problems,
         );
         check_range(
@@ -348,6 +362,7 @@ mod tests {
             ],
             ignore: vec!["[".into()],
             upload_concurrency: 0,
+            small_upload_concurrency: 300,
             resumable_threshold_bytes: 4096,
             ..FileConfig::default()
         };
@@ -357,14 +372,19 @@ mod tests {
         let ConfigError::Invalid { problems, .. } = &e else {
             panic!("unexpected {e}");
         };
-        assert_eq!(problems.len(), 10, "{e}");
+        assert_eq!(problems.len(), 11, "{e}");
         assert!(
             e.to_string()
                 .contains("resumable_threshold_bytes = 4096: use a value from 1048576"),
             "{e}"
         );
         assert!(
-            e.to_string().starts_with("test.toml has 10 problem(s):"),
+            e.to_string()
+                .contains("small_upload_concurrency = 300: use a value from 1"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with("test.toml has 11 problem(s):"),
             "{e}"
         );
     }

@@ -67,6 +67,10 @@ quiet_period_ms = 50
 # Files sent to the server at the same time.
 upload_concurrency = 4
 
+# Small files (under 1 MiB) sent at the same time, on top of those: each
+# costs a round trip more than bandwidth, so more of them overlap.
+small_upload_concurrency = 16
+
 # Threads hashing files (default: one per CPU, here @HASH_WORKERS@).
 #hash_workers = @HASH_WORKERS@
 

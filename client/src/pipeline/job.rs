@@ -20,7 +20,7 @@ use super::outage::Outage;
 use super::resume::{Mark, advanced, attempts_after};
 use super::{Counters, PipelineSettings};
 use crate::api::{ApiClient, FileMeta, file_meta};
-use crate::config::Root;
+use crate::config::{Root, SMALL_FILE_BYTES};
 use crate::error::{Disposition, TransferError};
 use crate::hasher::{Hasher, open_regular};
 use crate::pipeline::check::Checker;
@@ -41,6 +41,8 @@ pub(super) struct Worker {
     pub checker: Checker,
     pub roots: Vec<Root>,
     pub upload_permits: Semaphore,
+    /// Uploads of files under `SMALL_FILE_BYTES`, a wider window of their own.
+    pub small_permits: Semaphore,
     pub sighting_permits: Semaphore,
     /// One lock per hash being sent, holding "the server has it now".
     pub hash_locks: RefCell<HashMap<Sha256Hex, Rc<Mutex<bool>>>>,
@@ -319,11 +321,12 @@ impl Worker {
         stat: &FileStat,
         meta: &FileMeta,
     ) -> Result<(), TransferError> {
-        let _permit = self
-            .upload_permits
-            .acquire()
-            .await
-            .map_err(|_| TransferError::Worker)?;
+        let permits = if stat.size < SMALL_FILE_BYTES {
+            &self.small_permits
+        } else {
+            &self.upload_permits
+        };
+        let _permit = permits.acquire().await.map_err(|_| TransferError::Worker)?;
         self.holds
             .gate(Some(stat.size), now_ms())
             .map_err(TransferError::Held)?;

@@ -134,6 +134,7 @@ impl Pipeline {
             checker,
             roots: settings.roots.clone(),
             upload_permits: Semaphore::new(settings.upload_concurrency),
+            small_permits: Semaphore::new(settings.small_upload_concurrency),
             sighting_permits: Semaphore::new(settings.upload_concurrency * 2),
             hash_locks: RefCell::new(HashMap::new()),
             outage: outage::Outage::default(),
