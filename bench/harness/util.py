@@ -76,7 +76,14 @@ class Timed:
 
 def run_timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None,
               timeout: float = 1800.0, stdout_path: Path | None = None) -> Timed:
-    """Run `cmd` to completion; wall time and the child's own peak RSS (wait4).
+    """Run `cmd` to completion; wall time, the child's peak RSS and its CPU.
+
+    The peak RSS is the child's VmHWM, read as it runs (every poll, so at
+    most ~2 ms of growth before its exit can be missed). wait4's ru_maxrss
+    is not it: Linux keeps the high-water mark of the memory a process had
+    before exec, and a child forked from this harness starts with the
+    harness's own (B3's rescan showed 165 MiB for a watcher whose VmHWM was
+    15 MiB). ru_maxrss is only the fallback for a child gone before a read.
 
     Output goes to temporary files (not pipes) so a chatty tool is never
     slowed by the harness reading it.
@@ -89,10 +96,12 @@ def run_timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None,
                                 stdin=subprocess.DEVNULL)
         _children.append(proc)
         deadline = start + timeout
+        hwm = 0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
+            hwm = max(hwm, peak_rss_kib(proc.pid))
             if time.perf_counter() > deadline:
                 proc.kill()
                 os.wait4(proc.pid, 0)
@@ -102,7 +111,7 @@ def run_timed(cmd: list[str], env: dict | None = None, cwd: Path | None = None,
         seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     _children.remove(proc)
-    return Timed(seconds, proc.returncode, usage.ru_maxrss,
+    return Timed(seconds, proc.returncode, hwm or usage.ru_maxrss,
                  out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
                  usage.ru_utime + usage.ru_stime)
 

@@ -25,8 +25,25 @@ const WAL_MAGIC: [u32; 2] = [0x377f_0682, 0x377f_0683];
 const WAL_VERSION: u32 = 3_007_000;
 const WAL_HEADER_LEN: usize = 32;
 
-/// The first damaged file found next to (or at) the database `path`, with why.
+/// How often a problem is looked at again before it is reported, and how
+/// long apart: another process writing the database (a daemon checkpointing
+/// while `status` or an admin command starts) can be caught half-way through
+/// rewriting a header. Damage stays; a torn read does not.
+const LOOKS: usize = 3;
+const APART: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The first damaged file found next to (or at) the database `path`, with
+/// why; a problem is reported only if it is still there when looked at again.
 pub fn find(path: &Path) -> Option<(PathBuf, String)> {
+    let mut found = find_once(path)?;
+    for _ in 1..LOOKS {
+        std::thread::sleep(APART);
+        found = find_once(path)?;
+    }
+    Some(found)
+}
+
+fn find_once(path: &Path) -> Option<(PathBuf, String)> {
     // SQLite never makes links; one here was planted (the server's index
     // directory belongs to the service's user, and root may run commands).
     for suffix in ["", "-wal", "-shm"] {

@@ -243,38 +243,38 @@ impl State {
              WHERE path >= ?1 AND path < ?2 ORDER BY path LIMIT 512",
         )?;
         let mut out = Known::default();
+        // The key the next page starts from (rows are borrowed, not copied).
         let mut from = lo;
         loop {
             let mut rows = st.query(params![from, hi])?;
             let mut read = 0;
-            let mut next = None;
             let mut skipped = false;
             while let Some(r) = rows.next()? {
                 read += 1;
-                let mut path: Vec<u8> = r.get(0)?;
-                if let Some(slash) = path[prefix..].iter().position(|b| *b == b'/') {
+                let path = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                let name = path.get(prefix..).unwrap_or_default();
+                from.clear();
+                if let Some(slash) = name.iter().position(|b| *b == b'/') {
                     // Inside a subdirectory: go on after its whole subtree.
-                    path.truncate(prefix + slash);
-                    out.dirs.push(OsString::from_vec(path[prefix..].to_vec()));
-                    path.push(b'0');
-                    next = Some(path);
+                    out.dirs.push(OsString::from_vec(name[..slash].to_vec()));
+                    from.extend_from_slice(&path[..prefix + slash]);
+                    from.push(b'0');
                     skipped = true;
                     break;
                 }
-                if Status::parse(&r.get::<_, String>(7)?) != Status::Gone {
-                    let name = OsString::from_vec(path[prefix..].to_vec());
+                let status = r.get_ref(7)?.as_str().map_err(rusqlite::Error::from)?;
+                if Status::parse(status) != Status::Gone {
+                    let name = OsString::from_vec(name.to_vec());
                     out.files.insert(name, (r.get(1)?, row_stat(r, 2)?));
                 }
-                path.push(0); // the least key after this one
-                next = Some(path);
+                from.extend_from_slice(path);
+                from.push(0); // the least key after this one
                 if read == PAGE {
                     break;
                 }
             }
-            let more = skipped || read == PAGE;
-            match next {
-                Some(n) if more => from = n,
-                _ => return Ok(out),
+            if !(skipped || read == PAGE) {
+                return Ok(out);
             }
         }
     }
