@@ -45,13 +45,15 @@ pub fn signal(child: &Child, sig: rustix::process::Signal) {
     let _ = rustix::process::kill_process(rustix::process::Pid::from_child(child), sig);
 }
 
-/// Poll `ready` every 50 ms until it returns true; panic naming `what` when
-/// `timeout` has passed first.
-pub fn wait_until(timeout: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+/// Poll `f` every 50 ms until it returns `Some`, and return what it held;
+/// panic naming `what` when `timeout` has passed first (a deadline for
+/// failure, not a performance assertion). A plain condition is
+/// `wait_until(what, t, || cond().then_some(()))`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
     loop {
-        if ready() {
-            return;
+        if let Some(v) = f() {
+            return v;
         }
         assert!(
             Instant::now() < deadline,

@@ -1,33 +1,20 @@
 //! Shared pieces of the end-to-end tests: the real server, the real watcher
 //! in a temp home, a small HTTP client, and file helpers. What the server's
-//! tests need as well (free ports, hex and SHA-256, signals) is `testkit`'s,
-//! re-exported here.
+//! tests need as well (free ports, hex and SHA-256, signals, waiting for a
+//! condition) is `testkit`'s, re-exported here.
 
 pub mod http;
 pub mod server;
 pub mod watcher;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 pub use server::Server;
-pub use testkit::{free_port, hex_lower, sha256_hex as sha, signal};
+pub use testkit::{free_port, hex_lower, sha256_hex as sha, signal, wait_until};
 pub use watcher::Home;
-
-/// Poll `f` every 100 ms until it returns `Some`; panic after `timeout`
-/// (a deadline for failure, not a performance assertion).
-pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// Write a file, creating its directories.
 pub fn write(path: &Path, data: &[u8]) {
