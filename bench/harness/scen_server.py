@@ -236,7 +236,8 @@ def b6(ctx: Ctx, pop: Populated) -> Scenario:
                   f"median of {p.b6_requests} requests per run on one keep-alive connection; "
                   f"HEAD /v1/assets/{{sha256}} rotating over 1,000 stored assets, "
                   f"{p.wrk_connections} connections, {p.wrk_threads} threads, "
-                  f"{p.wrk_seconds} s per run, load generator on the same 2 cores.")
+                  f"{p.wrk_seconds} s per run, load generator on the same 2 cores; the "
+                  "catalog's server runs with `[jobs] enabled = false` (B9 measures the jobs).")
     sc.measure("check", f"POST /v1/assets/check, {p.b6_hashes:,} hashes", "ms")
     sc.measure("head", "HEAD /v1/assets/{sha256}", "req/s")
     sc.measure("get", "GET /v1/assets/{sha256} (metadata JSON, wrk)", "req/s")

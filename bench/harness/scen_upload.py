@@ -209,7 +209,9 @@ def b2(ctx: Ctx) -> Scenario:
     sc = Scenario("B2", "One large file, end to end",
                   f"One {size_txt} file of random bytes (page cache warm for every tool); "
                   "MB/s = 10⁶ bytes per second of wall time; peak RSS from the kernel "
-                  "(watcher: wait4 ru_maxrss, server: VmHWM).")
+                  "(VmHWM of each process). At the watcher's defaults a file this size "
+                  "goes up as a resumable (tus) upload (`resumable_threshold_bytes`, 64 MiB; "
+                  "issue 16), one 16 MiB part in flight: see B10.")
     sc.measure("ours", "asset-watcher scan → server → Garage", "MB/s")
     sc.measure("rclone", "rclone copy (defaults)", "MB/s")
     sc.measure("multipart", f"object_store multipart PUT ({p.part_size_mib} MiB parts, "
