@@ -104,7 +104,14 @@ impl Catalog {
         };
         let stored = self.inner.index.token_stored_bytes(id).await?;
         match declared {
-            Some(size) => Ok((self.inner.quotas.reserve(caller, stored, size)?, limit)),
+            Some(size) => {
+                let held = self.inner.quotas.reserve(caller, stored, size)?;
+                // A second look, held first, then stored (see `Quotas::confirm`).
+                let holding = self.inner.quotas.held_for(caller);
+                let stored = self.inner.index.token_stored_bytes(id).await?;
+                self.inner.quotas.confirm(caller, holding, stored, size)?;
+                Ok((held, limit))
+            }
             None => {
                 let room = self.inner.quotas.room(caller, stored).unwrap_or(limit);
                 Ok((None, room.min(limit)))

@@ -112,6 +112,38 @@ impl Quotas {
         }))
     }
 
+    /// Bytes held for this caller's uploads under way (theirs included).
+    pub fn held_for(&self, caller: &Caller) -> u64 {
+        caller.token_id().map_or(0, |id| self.held(id))
+    }
+
+    /// Whether `held` (read after this upload's own reservation) plus
+    /// `stored` (read after that) still fits the caller's quota. The index's
+    /// `stored` that `reserve` was given may predate an upload that has since
+    /// been committed and let its reservation go: without this second look,
+    /// uploads started together could all pass on the same stale figure.
+    pub fn confirm(
+        &self,
+        caller: &Caller,
+        held: u64,
+        stored: u64,
+        bytes: u64,
+    ) -> Result<(), ServiceError> {
+        let (Some(id), Some(max)) = (caller.token_id(), caller.limits().max_bytes) else {
+            return Ok(());
+        };
+        let used = stored.saturating_add(held);
+        if used > max {
+            return Err(ServiceError::QuotaExceeded {
+                token: id.to_owned(),
+                max,
+                used: used.saturating_sub(bytes),
+                size: bytes,
+            });
+        }
+        Ok(())
+    }
+
     fn held(&self, id: &str) -> u64 {
         let map = self.reserved.lock().unwrap_or_else(PoisonError::into_inner);
         map.get(id).copied().unwrap_or_default()
@@ -175,5 +207,31 @@ mod tests {
                 .expect("no quota")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_second_look_refuses_what_a_stale_stored_figure_let_through() {
+        let quotas = Quotas::default();
+        let c = caller(Some(10_000), None);
+        // Both read stored = 6,000 before a third upload of 3,000 committed.
+        let first = quotas
+            .reserve(&c, 6_000, 3_000)
+            .expect("fits on the stale figure");
+        let held = quotas.held_for(&c);
+        assert_eq!(held, 3_000);
+        // The fresh figure includes the third upload: 9,000 + 3,000 > 10,000.
+        let err = quotas
+            .confirm(&c, held, 9_000, 3_000)
+            .expect_err("over on the fresh figure");
+        assert!(matches!(err, ServiceError::QuotaExceeded { .. }), "{err}");
+        drop(first);
+        assert_eq!(
+            quotas.held_for(&c),
+            0,
+            "the refused upload's hold is let go"
+        );
+        quotas
+            .confirm(&c, 3_000, 6_000, 3_000)
+            .expect("what fits still fits");
     }
 }
