@@ -288,8 +288,21 @@ pub(super) fn open_reader(path: &Path) -> Result<Connection, IndexError> {
         source,
     })?;
     configure(&conn).map_err(|e| IndexError::from_sqlite(path, e))?;
+    conn.pragma_update(None, "mmap_size", READER_MMAP)
+        .map_err(|e| IndexError::from_sqlite(path, e))?;
     Ok(conn)
 }
+
+/// Bytes of the index file a reader maps instead of copying pages into its
+/// own cache. With SQLite's default 2 MiB cache each, eight readers of a
+/// 100,000-asset index (134 MB) kept evicting and re-reading the same pages
+/// under B6's HEAD load, through SQLite's page-cache mutex (6,900 HEAD/s;
+/// 9,400-10,000 mapped). Mapped, the readers share the kernel's page cache:
+/// a 16 MiB private cache each did as well but held 109 MiB of anonymous
+/// memory. RSS then counts the mapped pages of every reader (shared page
+/// cache, reclaimable; PSS is the real share). Writes still go through the
+/// writer's `pwrite`; pages past this size are read as before.
+const READER_MMAP: i64 = 1 << 30;
 
 /// Prepared statements kept per connection. The index's code has about 50
 /// distinct statements, and rusqlite keeps 16 by default: every connection

@@ -95,19 +95,18 @@ impl SqliteIndex {
         let id = presented.id.to_owned();
         let row = self
             .read(move |conn| {
-                conn.query_row(
+                conn.prepare_cached(
                     "SELECT secret_hash, scopes, revoked, client, max_bytes, rate_per_min \
                      FROM tokens WHERE id = ?1",
-                    [id],
-                    |r| {
-                        Ok((
-                            r.get::<_, Vec<u8>>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, Option<i64>>(2)?,
-                            limits_from(r, 3)?,
-                        ))
-                    },
-                )
+                )?
+                .query_row([id], |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        limits_from(r, 3)?,
+                    ))
+                })
                 .optional()
             })
             .await?;
@@ -127,10 +126,9 @@ impl SqliteIndex {
     pub async fn token_stored_bytes(&self, id: &str) -> Result<u64, IndexError> {
         let id = id.to_owned();
         self.read(move |conn| {
-            conn.query_row("SELECT stored_bytes FROM tokens WHERE id = ?1", [id], |r| {
-                r.get::<_, i64>(0)
-            })
-            .optional()
+            conn.prepare_cached("SELECT stored_bytes FROM tokens WHERE id = ?1")?
+                .query_row([id], |r| r.get::<_, i64>(0))
+                .optional()
         })
         .await
         .map(|n| n.and_then(|n| u64::try_from(n).ok()).unwrap_or_default())
