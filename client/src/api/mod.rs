@@ -441,18 +441,25 @@ mod tests {
         assert_eq!(m.content_type, "application/octet-stream");
     }
 
-    #[test]
-    fn body_stream_yields_the_file_in_chunks_and_counts_bytes() {
+    /// Stream a file holding `data` through `file_stream`, after `change`
+    /// (if any) rewrote it once opened: the items, whether the stream saw
+    /// the file change, and the bytes it counted as sent.
+    fn stream_file(
+        data: &[u8],
+        change: Option<&[u8]>,
+    ) -> (Vec<Result<Bytes, BodyError>>, bool, u64) {
+        use futures_util::StreamExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("f");
-        let data: Vec<u8> = (0..CHUNK * 2 + 5).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&p, &data).expect("write");
+        std::fs::write(&p, data).expect("write");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("rt");
         rt.block_on(async {
-            use futures_util::StreamExt;
             let (f, stat) = crate::hasher::open_regular(dir.path(), &p).expect("open");
+            if let Some(new) = change {
+                std::fs::write(&p, new).expect("rewrite");
+            }
             let sent = Arc::new(AtomicU64::new(0));
             let changed = Rc::new(Cell::new(false));
             let s = file_stream(
@@ -462,37 +469,26 @@ mod tests {
                 Rc::clone(&changed),
                 Arc::clone(&sent),
             );
-            let chunks: Vec<Bytes> = s.map(|c| c.expect("chunk")).collect().await;
-            assert_eq!(chunks.len(), 3);
-            assert_eq!(chunks.concat(), data);
-            assert_eq!(sent.load(Ordering::Relaxed), data.len() as u64);
-            assert!(!changed.get());
-        });
+            let items = s.collect().await;
+            (items, changed.get(), sent.load(Ordering::Relaxed))
+        })
+    }
+
+    #[test]
+    fn body_stream_yields_the_file_in_chunks_and_counts_bytes() {
+        let data: Vec<u8> = (0..CHUNK * 2 + 5).map(|i| (i % 251) as u8).collect();
+        let (items, changed, sent) = stream_file(&data, None);
+        let chunks: Vec<Bytes> = items.into_iter().map(|c| c.expect("chunk")).collect();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), data);
+        assert_eq!(sent, data.len() as u64);
+        assert!(!changed);
     }
 
     #[test]
     fn body_stream_notices_a_file_that_grew() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("f");
-        std::fs::write(&p, b"hello").expect("write");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("rt");
-        rt.block_on(async {
-            use futures_util::StreamExt;
-            let (f, stat) = crate::hasher::open_regular(dir.path(), &p).expect("open");
-            std::fs::write(&p, b"hello, world").expect("grow");
-            let changed = Rc::new(Cell::new(false));
-            let s = file_stream(
-                tokio::fs::File::from_std(f),
-                (stat, stat.size),
-                Rc::new(Cell::new(Instant::now())),
-                Rc::clone(&changed),
-                Arc::new(AtomicU64::new(0)),
-            );
-            let items: Vec<_> = s.collect().await;
-            assert!(items.last().is_some_and(Result::is_err));
-            assert!(changed.get());
-        });
+        let (items, changed, _) = stream_file(b"hello", Some(b"hello, world"));
+        assert!(items.last().is_some_and(Result::is_err));
+        assert!(changed);
     }
 }
